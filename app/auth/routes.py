@@ -1,0 +1,84 @@
+"""Sign in and sign out."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, login_required, login_user, logout_user
+
+from app.audit.services import record_audit
+from app.auth.forms import LoginForm
+from app.auth.services import authenticate
+from app.extensions import db, limiter
+from app.security import is_safe_next, public
+
+bp = Blueprint("auth", __name__, url_prefix="/auth")
+
+
+def _login_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _email_key() -> str:
+    return "login-email:" + (request.form.get("email") or "").strip().lower()[:254]
+
+
+def _failed(response) -> bool:  # only failed attempts count against the limit
+    return response.status_code >= 400
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+@limiter.limit(_login_limit, methods=["POST"], deduct_when=_failed)
+@limiter.limit(_login_limit, methods=["POST"], key_func=_email_key, deduct_when=_failed)
+def login():
+    form = LoginForm()
+    if request.method == "GET":
+        form.next.data = request.args.get("next", "")
+        if current_user.is_authenticated:
+            return redirect(url_for("dashboard.index"))
+    if not form.validate_on_submit():
+        status = 422 if request.method == "POST" else 200
+        return render_template("auth/login.html", form=form), status
+
+    user = authenticate(form.email.data, form.password.data)
+    if user is None:
+        record_audit(
+            "login_failed",
+            actor=(form.email.data or "")[:254],
+            summary="Sign-in failed: wrong email or password",
+            ip_address=request.remote_addr,
+        )
+        db.session.commit()
+        form.password.errors.append("That email and password do not match an active account.")
+        return render_template("auth/login.html", form=form), 401
+
+    # A fresh session on sign-in, so nothing from before (a planted cookie) carries over.
+    session.clear()
+    login_user(user, remember=bool(form.remember.data))
+    record_audit("login", user=user, obj=user, summary="Signed in", ip_address=request.remote_addr)
+    db.session.commit()
+    target = form.next.data if is_safe_next(form.next.data) else url_for("dashboard.index")
+    return redirect(target)
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    record_audit(
+        "logout", user=current_user, obj=current_user, summary="Signed out",
+        ip_address=request.remote_addr,
+    )
+    db.session.commit()
+    logout_user()
+    session.clear()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,159 @@
+"""Command-line tools: `flask --app app users create|list` and `flask --app app seed-demo`."""
+
+from __future__ import annotations
+
+import random
+from datetime import time, timedelta
+
+import click
+import sqlalchemy as sa
+from flask import Flask
+from flask.cli import AppGroup
+
+from app.audit.services import record_audit
+from app.auth.services import create_user, find_user_by_email, list_users
+from app.extensions import db
+from app.models import (
+    Broadcast,
+    BroadcastSegment,
+    BroadcastStatus,
+    Contact,
+    ContactSource,
+    Role,
+    ScheduleVersion,
+    Segment,
+    utcnow,
+)
+from app.validation import ValidationError
+
+users_cli = AppGroup("users", help="Manage the people who may sign in.")
+
+DEMO_ADMIN_EMAIL = "admin@example.org"
+DEMO_ADMIN_PASSWORD = "broadcaster-demo"
+DEMO_ZIPS = ["48201", "48202", "48207", "48208", "48209", "48210", "48216", "48226"]
+DEMO_NAMES = ["Ava", "Ben", "Chloé", "Dmitri", "Esra", "Farid", "Grace", "Hiro", "Imani", "José"]
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option(
+    "--role", type=click.Choice([r.value for r in Role]), default=Role.VIEWER.value,
+    show_default=True,
+)
+@click.option("--password", required=True, help="At least 10 characters.")
+@click.option("--name", default="", help="Display name.")
+def create_user_command(email: str, role: str, password: str, name: str) -> None:
+    """Create a user who can sign in (non-interactive)."""
+    try:
+        user = create_user(email, password, role, name)
+    except ValidationError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from exc
+    record_audit("user_create", actor="cli", obj=user, summary=f"Created {user.email} as {role}")
+    db.session.commit()
+    click.echo(f"Created {user.email} ({user.role}).")
+
+
+@users_cli.command("list")
+def list_users_command() -> None:
+    """List every user with role, state and last sign-in."""
+    users = list_users()
+    if not users:
+        click.echo("No users yet. Create one with: flask --app app users create EMAIL --role admin --password ...")
+        return
+    for user in users:
+        state = "active" if user.active else "inactive"
+        last = user.last_login_at.isoformat(timespec="minutes") if user.last_login_at else "never"
+        click.echo(f"{user.email}\t{user.role}\t{state}\tlast sign-in: {last}")
+
+
+@click.command("seed-demo")
+@click.option("--contacts", "contact_count", default=300, show_default=True)
+def seed_demo_command(contact_count: int) -> None:
+    """Demo data: an admin, contacts, two segments, a weekly schedule and an upcoming broadcast.
+
+    Safe to run twice: whatever exists already is kept (the demo admin's password is reset).
+    """
+    admin = find_user_by_email(DEMO_ADMIN_EMAIL)
+    if admin is None:
+        admin = create_user(DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD, Role.ADMIN, "Demo Admin")
+    else:
+        admin.set_password(DEMO_ADMIN_PASSWORD)
+        admin.active = True
+
+    rng = random.Random(1234)
+    wanted = [f"+1313{rng.randint(2000000, 9999999)}" for _ in range(contact_count)]
+    wanted[:2] = ["+13135550000", "+13135560000"]  # the simulator fails numbers ending in 0000
+    existing = set(db.session.scalars(sa.select(Contact.phone).where(Contact.phone.in_(wanted))))
+    now = utcnow()
+    rows = [
+        {
+            "phone": phone,
+            "name": f"{rng.choice(DEMO_NAMES)} {chr(65 + i % 26)}." if i % 4 else None,
+            "zip_code": rng.choice(DEMO_ZIPS),
+            "attributes": {"neighborhood": rng.choice(["Midtown", "Corktown", "Southwest"])},
+            "source": ContactSource.CONVERSATION if i % 10 else ContactSource.UPLOAD,
+            "unsubscribed": i % 37 == 0,
+            "unsubscribed_at": now if i % 37 == 0 else None,
+            "unsubscribe_reason": "replied STOP" if i % 37 == 0 else None,
+            "created_at": now - timedelta(days=rng.randint(0, 400)),
+            "updated_at": now,
+        }
+        for i, phone in enumerate(dict.fromkeys(wanted))
+        if phone not in existing
+    ]
+    if rows:
+        db.session.execute(sa.insert(Contact), rows)
+
+    segments = {}
+    for name, description, rule in (
+        ("Everyone", "Every subscribed contact.", {"all": []}),
+        (
+            "Downtown & Midtown",
+            "Contacts in the 48201 and 48226 zip codes.",
+            {"all": [{"type": "zip_code", "op": "in", "values": ["48201", "48226"]}]},
+        ),
+    ):
+        segment = db.session.scalar(sa.select(Segment).where(Segment.name == name))
+        if segment is None:
+            segment = Segment(name=name, description=description, rule=rule, created_by_id=admin.id)
+            db.session.add(segment)
+        segments[name] = segment
+    db.session.flush()
+
+    if db.session.scalar(sa.select(ScheduleVersion.id).limit(1)) is None:
+        db.session.add(
+            ScheduleVersion(tuesday=time(10, 0), thursday=time(17, 30), default_batch_size=200,
+                            created_by_id=admin.id)
+        )
+    upcoming = db.session.scalar(
+        sa.select(Broadcast).where(Broadcast.status == BroadcastStatus.UPCOMING)
+    )
+    if upcoming is None:
+        upcoming = Broadcast(
+            first_message=(
+                "Good morning from the Detroit newsroom! This week: the bus route changes and "
+                "where to vote. Reply with your questions."
+            ),
+            second_message="Did you see our note? Reply with any question and a reporter will answer.",
+            delay_seconds=600,
+            batch_size=200,
+            status=BroadcastStatus.UPCOMING,
+            segment_links=[
+                BroadcastSegment(segment=segments["Downtown & Midtown"], ratio=40, position=0),
+                BroadcastSegment(segment=segments["Everyone"], ratio=60, is_filler=True, position=1),
+            ],
+        )
+        db.session.add(upcoming)
+    record_audit("seed_demo", actor="cli", summary=f"Demo data: {len(rows)} new contacts")
+    db.session.commit()
+
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(Contact))
+    click.echo(f"Demo data ready: {total} contacts ({len(rows)} new), {len(segments)} segments, "
+               "an upcoming broadcast.")
+    click.echo(f"Sign in as {DEMO_ADMIN_EMAIL} with password {DEMO_ADMIN_PASSWORD}")
+
+
+def register_cli(app: Flask) -> None:
+    app.cli.add_command(users_cli)
+    app.cli.add_command(seed_demo_command)

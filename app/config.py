@@ -1,0 +1,177 @@
+"""Every setting, read from the environment (and `.env` in development), in one place."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = ROOT / "instance"
+
+MISSIVE_ORIGINS = "https://mail.missiveapp.com https://missiveapp.com missive:"
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+def _str(env: dict[str, str], key: str, default: str = "") -> str:
+    return env.get(key, default).strip()
+
+
+def _int(env: dict[str, str], key: str, default: int, minimum: int = 0) -> int:
+    raw = _str(env, key)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{key} must be a whole number, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigError(f"{key} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: dict[str, str], key: str, default: float) -> float:
+    raw = _str(env, key)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{key} must be a number, got {raw!r}") from exc
+    if value <= 0:
+        raise ConfigError(f"{key} must be greater than 0, got {raw!r}")
+    return value
+
+
+def _bool(env: dict[str, str], key: str, default: bool) -> bool:
+    raw = _str(env, key).lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{key} must be true or false, got {raw!r}")
+
+
+def database_url(raw: str) -> str:
+    """Accept Heroku's `postgres://` form and pick the psycopg 3 driver for PostgreSQL."""
+    if not raw:
+        return f"sqlite:///{INSTANCE_DIR / 'broadcaster.db'}"
+    for prefix in ("postgres://", "postgresql://"):
+        if raw.startswith(prefix):
+            return "postgresql+psycopg://" + raw[len(prefix) :]
+    return raw
+
+
+def parse_quiet_hours(raw: str) -> tuple[str, str] | None:
+    """`09:00-20:00` -> ("09:00", "20:00"); `off` -> None (quiet hours disabled)."""
+    raw = raw.strip().lower()
+    if raw in {"off", "none", "disabled"}:
+        return None
+    try:
+        start, end = (part.strip() for part in raw.split("-"))
+        for part in (start, end):
+            hours, minutes = part.split(":")
+            if not (0 <= int(hours) <= 24 and 0 <= int(minutes) < 60):
+                raise ValueError(part)
+    except ValueError as exc:
+        raise ConfigError(f"QUIET_HOURS must look like 09:00-20:00 or off, got {raw!r}") from exc
+    return start, end
+
+
+def _secret_key(env: dict[str, str]) -> str:
+    key = _str(env, "SECRET_KEY")
+    if key:
+        return key
+    if env.get("DYNO"):
+        raise ConfigError("SECRET_KEY must be set in production (heroku config:set SECRET_KEY=...)")
+    # Development: one random key kept in instance/, so sessions survive restarts and
+    # every local process (web, worker) agrees on it.
+    path = INSTANCE_DIR / "secret_key"
+    if not path.exists():
+        INSTANCE_DIR.mkdir(exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def load_config(env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Build the settings dict from `env` (default: the process environment)."""
+    if env is None:
+        env = dict(os.environ)
+
+    timezone = _str(env, "APP_TIMEZONE", "America/Detroit")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"APP_TIMEZONE {timezone!r} is not a known IANA time zone") from exc
+
+    twilio_sid = _str(env, "TWILIO_ACCOUNT_SID")
+    twilio_token = _str(env, "TWILIO_AUTH_TOKEN")
+    transport = _str(env, "TRANSPORT").lower() or (
+        "twilio" if twilio_sid and twilio_token else "simulator"
+    )
+    if transport not in {"simulator", "twilio", "missive"}:
+        raise ConfigError(f"TRANSPORT must be simulator, twilio or missive, got {transport!r}")
+
+    redis_url = _str(env, "REDIS_URL", "redis://127.0.0.1:6379/0")
+    secure_cookies = _bool(env, "SESSION_COOKIE_SECURE", bool(env.get("DYNO")))
+
+    return {
+        "SECRET_KEY": _secret_key(env),
+        "TESTING": _bool(env, "TESTING", False),
+        "SQLALCHEMY_DATABASE_URI": database_url(_str(env, "DATABASE_URL")),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": redis_url,
+        "APP_TIMEZONE": timezone,
+        "TRANSPORT": transport,
+        "TWILIO_ACCOUNT_SID": twilio_sid,
+        "TWILIO_AUTH_TOKEN": twilio_token,
+        "TWILIO_FROM_NUMBER": _str(env, "TWILIO_FROM_NUMBER"),
+        "TWILIO_MESSAGING_SERVICE_SID": _str(env, "TWILIO_MESSAGING_SERVICE_SID"),
+        "TWILIO_API_BASE_URL": _str(env, "TWILIO_API_BASE_URL"),
+        "MISSIVE_API_TOKEN": _str(env, "MISSIVE_API_TOKEN"),
+        "MISSIVE_API_BASE_URL": _str(
+            env, "MISSIVE_API_BASE_URL", "https://public.missiveapp.com/v1"
+        ),
+        "MISSIVE_ORGANIZATION_ID": _str(env, "MISSIVE_ORGANIZATION_ID"),
+        "MISSIVE_FROM_NUMBER": _str(env, "MISSIVE_FROM_NUMBER"),
+        "MISSIVE_WEBHOOK_SECRET": _str(env, "MISSIVE_WEBHOOK_SECRET"),
+        "MISSIVE_CAMPAIGN_PARENT_LABEL_ID": _str(env, "MISSIVE_CAMPAIGN_PARENT_LABEL_ID"),
+        "MISSIVE_UNDELIVERABLE_LABEL_ID": _str(env, "MISSIVE_UNDELIVERABLE_LABEL_ID"),
+        "MISSIVE_ARCHIVE_LABEL_ID": _str(env, "MISSIVE_ARCHIVE_LABEL_ID"),
+        "SEND_RATE_MPS": _float(env, "SEND_RATE_MPS", 1.0),
+        "QUIET_HOURS": parse_quiet_hours(_str(env, "QUIET_HOURS", "09:00-20:00")),
+        "PUBLIC_BASE_URL": _str(env, "PUBLIC_BASE_URL", "http://localhost:5000").rstrip("/"),
+        "BROADCAST_CATCHUP_MINUTES": _int(env, "BROADCAST_CATCHUP_MINUTES", 60),
+        "REPLY_WINDOW_HOURS": _int(env, "REPLY_WINDOW_HOURS", 36, minimum=1),
+        "RETENTION_DAYS": _int(env, "RETENTION_DAYS", 30, minimum=1),
+        "UPLOAD_MAX_ROWS": _int(env, "UPLOAD_MAX_ROWS", 200_000, minimum=1),
+        "BATCH_SIZE_MAX": _int(env, "BATCH_SIZE_MAX", 10_000, minimum=1),
+        "SIDEBAR_FRAME_ANCESTORS": _str(env, "SIDEBAR_FRAME_ANCESTORS", MISSIVE_ORIGINS),
+        "LOGIN_RATE_LIMIT": _str(env, "LOGIN_RATE_LIMIT", "10 per 5 minutes"),
+        "PROXY_FIX_HOPS": _int(env, "PROXY_FIX_HOPS", 1 if env.get("DYNO") else 0),
+        # Cookies and sessions.
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": secure_cookies,
+        "REMEMBER_COOKIE_DURATION": timedelta(days=_int(env, "REMEMBER_DAYS", 30, minimum=1)),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": secure_cookies,
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
+        "WTF_CSRF_TIME_LIMIT": None,
+        "MAX_CONTENT_LENGTH": _int(env, "MAX_UPLOAD_MB", 20, minimum=1) * 1024 * 1024,
+        # Rate limiting (Flask-Limiter) keeps its counters in Redis under our own prefix.
+        "RATELIMIT_STORAGE_URI": redis_url,
+        "RATELIMIT_KEY_PREFIX": _str(env, "RATELIMIT_KEY_PREFIX", "broadcaster-limits"),
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_HEADERS_ENABLED": False,
+        "RATELIMIT_SWALLOW_ERRORS": True,
+    }

@@ -1,0 +1,81 @@
+"""Figures for the overview page, each one query."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
+
+from app.extensions import db
+from app.models import (
+    Broadcast,
+    BroadcastSegment,
+    BroadcastStatus,
+    Contact,
+    ContactSource,
+    JobRun,
+    OutboundMessage,
+    ScheduleVersion,
+    Segment,
+)
+
+
+@dataclass
+class AudienceSummary:
+    total: int
+    broadcast_eligible: int
+    unsubscribed: int
+    excluded: int
+    segments: int
+
+
+def audience_summary() -> AudienceSummary:
+    row = db.session.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.count().filter(
+                ~Contact.unsubscribed, ~Contact.excluded, Contact.source != ContactSource.UPLOAD
+            ),
+            sa.func.count().filter(Contact.unsubscribed),
+            sa.func.count().filter(Contact.excluded),
+        ).select_from(Contact)
+    ).one()
+    segments = db.session.scalar(sa.select(sa.func.count()).select_from(Segment)) or 0
+    return AudienceSummary(row[0], row[1], row[2], row[3], segments)
+
+
+def upcoming_broadcast() -> Broadcast | None:
+    return db.session.scalar(
+        sa.select(Broadcast)
+        .where(Broadcast.status == BroadcastStatus.UPCOMING)
+        .options(selectinload(Broadcast.segment_links).selectinload(BroadcastSegment.segment))
+    )
+
+
+def last_broadcast() -> Broadcast | None:
+    return db.session.scalar(
+        sa.select(Broadcast)
+        .where(Broadcast.status.in_([BroadcastStatus.SENDING, BroadcastStatus.SENT]))
+        .order_by(Broadcast.started_at.desc())
+        .limit(1)
+    )
+
+
+def active_schedule() -> ScheduleVersion | None:
+    return db.session.scalar(sa.select(ScheduleVersion).order_by(ScheduleVersion.id.desc()).limit(1))
+
+
+def last_job_run(name: str) -> JobRun | None:
+    return db.session.scalar(
+        sa.select(JobRun).where(JobRun.name == name).order_by(JobRun.id.desc()).limit(1)
+    )
+
+
+def messages_since(since: datetime) -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(OutboundMessage)
+        .where(OutboundMessage.created_at >= since)
+    ) or 0

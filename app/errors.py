@@ -1,0 +1,78 @@
+"""Error pages and their htmx/JSON variants: every 4xx says what to fix, a 500 says sorry."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, make_response, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from app.extensions import db
+from app.htmx import hx_retarget, is_htmx
+
+log = logging.getLogger(__name__)
+
+TITLES = {
+    400: "Bad request",
+    401: "Sign in required",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "File too large",
+    422: "Check the form",
+    429: "Too many attempts",
+    500: "Something went wrong",
+    503: "Temporarily unavailable",
+}
+
+
+def _render(status: int, message: str):
+    if request.path.startswith(("/api/", "/webhooks/")) or request.path == "/healthz":
+        response = jsonify(error=message)
+        response.status_code = status
+        return response
+    if is_htmx():
+        # htmx swaps error responses (see the htmx-config meta tag) into the flash region.
+        response = make_response(
+            render_template("partials/_flash.html", messages=[("error", message)]), status
+        )
+        return hx_retarget(response, "#flash", "innerHTML")
+    return (
+        render_template("errors/error.html", status=status, title=TITLES.get(status, "Error"),
+                        message=message),
+        status,
+    )
+
+
+def handle_http_error(error: HTTPException):
+    status = error.code or 500
+    message = error.description or TITLES.get(status, "Error")
+    if status == 404 and error.description == HTTPException.description:
+        message = "That page does not exist."
+    return _render(status, message)
+
+
+def handle_csrf_error(error: CSRFError):
+    return _render(
+        400,
+        "This form has expired or did not come from this site. Reload the page and try again.",
+    )
+
+
+def handle_rate_limit(error: HTTPException):
+    return _render(429, "Too many attempts. Wait a few minutes, then try again.")
+
+
+def handle_unexpected(error: Exception):
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    db.session.rollback()
+    return _render(500, "Something went wrong on our side. Nothing was saved; try again.")
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(CSRFError, handle_csrf_error)
+    app.register_error_handler(429, handle_rate_limit)
+    app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(InternalServerError, handle_unexpected)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,60 @@
+"""The periodic jobs, and their idempotent registration with rq-scheduler under fixed ids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rq_scheduler import Scheduler
+
+from app.jobs import QUEUE_DEFAULT
+
+ID_PREFIX = "periodic:"
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    id: str
+    func: str
+    cron: str  # in UTC
+    queue: str
+    description: str
+
+    @property
+    def job_id(self) -> str:
+        return ID_PREFIX + self.id
+
+
+PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
+    PeriodicJob(
+        id="tick",
+        func="app.jobs.tick.tick",
+        cron="* * * * *",
+        queue=QUEUE_DEFAULT,
+        description="Every minute: start due sends, release follow-ups and retries, recover claims",
+    ),
+)
+
+
+def register_periodic_jobs(scheduler: Scheduler) -> list[str]:
+    """Make the scheduler hold exactly PERIODIC_JOBS, whatever it held before; returns their ids.
+
+    Each job is cancelled and scheduled again under its fixed id, and periodic jobs no longer in
+    the list are removed, so starting the scheduler twice (or two schedulers) never doubles a job.
+    """
+    wanted = {job.job_id for job in PERIODIC_JOBS}
+    for existing in scheduler.get_jobs():
+        if existing.id.startswith(ID_PREFIX) and existing.id not in wanted:
+            scheduler.cancel(existing)
+    for job in PERIODIC_JOBS:
+        if job.job_id in scheduler:
+            scheduler.cancel(job.job_id)
+        scheduler.cron(
+            job.cron,
+            func=job.func,
+            id=job.job_id,
+            queue_name=job.queue,
+            description=job.description,
+            result_ttl=3600,
+            use_local_timezone=False,
+        )
+    return sorted(wanted)

@@ -1,0 +1,63 @@
+"""Every model, re-exported: `from app.models import Contact, OutboundMessage`."""
+
+from app.models.broadcast import (
+    WEEKDAYS,
+    Broadcast,
+    BroadcastSegment,
+    BroadcastStatus,
+    ScheduleVersion,
+)
+from app.models.campaign import Campaign, CampaignStatus, CampaignTarget
+from app.models.contact import Contact, ContactSource, ExcludeReason
+from app.models.message import (
+    FINAL_STATUSES,
+    PENDING_STATUSES,
+    InboundMessage,
+    Keyword,
+    MessageStatus,
+    OutboundMessage,
+    Step,
+)
+from app.models.missive import MissiveConversation, MissiveConversationLabel, MissiveLabel
+from app.models.segment import Segment
+from app.models.system import AuditLog, JobOutcome, JobRun, Setting
+from app.models.types import UTCDateTime, utcnow
+from app.models.upload import Upload, UploadContact, UploadPurpose, UploadStatus
+from app.models.user import Role, User
+
+__all__ = [
+    "FINAL_STATUSES",
+    "PENDING_STATUSES",
+    "WEEKDAYS",
+    "AuditLog",
+    "Broadcast",
+    "BroadcastSegment",
+    "BroadcastStatus",
+    "Campaign",
+    "CampaignStatus",
+    "CampaignTarget",
+    "Contact",
+    "ContactSource",
+    "ExcludeReason",
+    "InboundMessage",
+    "JobOutcome",
+    "JobRun",
+    "Keyword",
+    "MessageStatus",
+    "MissiveConversation",
+    "MissiveConversationLabel",
+    "MissiveLabel",
+    "OutboundMessage",
+    "Role",
+    "ScheduleVersion",
+    "Segment",
+    "Setting",
+    "Step",
+    "UTCDateTime",
+    "Upload",
+    "UploadContact",
+    "UploadPurpose",
+    "UploadStatus",
+    "User",
+    "utcnow",
+]

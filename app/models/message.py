@@ -1,0 +1,145 @@
+"""Outbound messages (the unit of sending, status and statistics) and inbound messages."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.types import BigId, TimestampMixin, UTCDateTime, str_enum, utcnow
+
+if TYPE_CHECKING:
+    from app.models.broadcast import Broadcast
+    from app.models.campaign import Campaign
+    from app.models.contact import Contact
+    from app.models.segment import Segment
+
+
+class Step(enum.StrEnum):
+    FIRST = "first"
+    SECOND = "second"
+
+
+class MessageStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"  # waiting for its time: a follow-up, or held by quiet hours
+    QUEUED = "queued"
+    SENDING = "sending"  # claimed by a worker
+    SENT = "sent"  # accepted by the provider
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    RETRYING = "retrying"
+    UNKNOWN = "unknown"  # the provider may or may not have it (SPEC 6.4)
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+
+PENDING_STATUSES = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.RETRYING)
+FINAL_STATUSES = (
+    MessageStatus.DELIVERED,
+    MessageStatus.UNDELIVERED,
+    MessageStatus.FAILED,
+    MessageStatus.CANCELLED,
+    MessageStatus.SKIPPED,
+)
+
+
+class Keyword(enum.StrEnum):
+    STOP = "stop"
+    START = "start"
+    HELP = "help"
+
+
+class OutboundMessage(TimestampMixin, db.Model):
+    """One row per (send, contact, step), where the send is a broadcast or a campaign."""
+
+    __tablename__ = "outbound_messages"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "(broadcast_id IS NULL) <> (campaign_id IS NULL)", name="one_send"
+        ),
+        # NULLs never collide, so each constraint guards the rows of its own kind of send.
+        sa.UniqueConstraint("broadcast_id", "contact_id", "step"),
+        sa.UniqueConstraint("campaign_id", "contact_id", "step"),
+        # Statistics and progress: counts by status per send.
+        sa.Index("ix_outbound_messages_broadcast_id_status", "broadcast_id", "status"),
+        sa.Index("ix_outbound_messages_campaign_id_status", "campaign_id", "status"),
+        # The tick: due follow-ups, due retries, stale claims.
+        sa.Index("ix_outbound_messages_status_scheduled_for", "status", "scheduled_for"),
+        sa.Index("ix_outbound_messages_status_next_attempt_at", "status", "next_attempt_at"),
+        sa.Index("ix_outbound_messages_status_claimed_at", "status", "claimed_at"),
+        # Contact timeline, reply linking and undeliverable detection.
+        sa.Index("ix_outbound_messages_contact_id_created_at", "contact_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    broadcast_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("broadcasts.id", ondelete="CASCADE")
+    )
+    campaign_id: Mapped[int | None] = mapped_column(sa.ForeignKey("campaigns.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(sa.ForeignKey("contacts.id", ondelete="CASCADE"))
+    step: Mapped[Step] = mapped_column(str_enum(Step, "message_step"), default=Step.FIRST)
+    body: Mapped[str] = mapped_column(sa.Text)
+    segment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("segments.id", ondelete="SET NULL"))
+    status: Mapped[MessageStatus] = mapped_column(
+        str_enum(MessageStatus, "message_status"), default=MessageStatus.QUEUED
+    )
+    transport: Mapped[str | None] = mapped_column(sa.String(20))
+    provider_sid: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    missive_draft_id: Mapped[str | None] = mapped_column(sa.String(64))
+    missive_conversation_id: Mapped[str | None] = mapped_column(sa.String(64))
+    # Provider statuses are stored as they come, whatever new values the provider invents.
+    provider_status: Mapped[str | None] = mapped_column(sa.String(40))
+    error_code: Mapped[str | None] = mapped_column(sa.String(20))
+    error_message: Mapped[str | None] = mapped_column(sa.Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sms_segments: Mapped[int] = mapped_column(default=1)
+    cancel_reason: Mapped[str | None] = mapped_column(sa.String(200))
+
+    broadcast: Mapped[Broadcast | None] = relationship()
+    campaign: Mapped[Campaign | None] = relationship()
+    contact: Mapped[Contact] = relationship(back_populates="outbound_messages")
+    segment: Mapped[Segment | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<OutboundMessage {self.id} {self.step} {self.status}>"
+
+
+class InboundMessage(db.Model):
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        sa.UniqueConstraint("provider_id"),
+        sa.Index("ix_inbound_messages_contact_id_received_at", "contact_id", "received_at"),
+        sa.Index("ix_inbound_messages_reply_to_id", "reply_to_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # Twilio MessageSid or Missive message id: a webhook delivered twice is stored once.
+    provider_id: Mapped[str] = mapped_column(sa.String(64))
+    provider: Mapped[str] = mapped_column(sa.String(20))
+    phone: Mapped[str] = mapped_column(sa.String(20))
+    body: Mapped[str] = mapped_column(sa.Text, default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    contact_id: Mapped[int | None] = mapped_column(sa.ForeignKey("contacts.id", ondelete="SET NULL"))
+    reply_to_id: Mapped[int | None] = mapped_column(
+        BigId, sa.ForeignKey("outbound_messages.id", ondelete="SET NULL")
+    )
+    keyword: Mapped[Keyword | None] = mapped_column(str_enum(Keyword, "inbound_keyword"))
+    missive_conversation_id: Mapped[str | None] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    contact: Mapped[Contact | None] = relationship(back_populates="inbound_messages")
+    reply_to: Mapped[OutboundMessage | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<InboundMessage {self.id} {self.phone}>"

@@ -1,0 +1,81 @@
+"""Operational records: job runs, the audit log, and settings editable from the dashboard."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.types import BigId, JSONType, UTCDateTime, str_enum, utcnow
+
+if TYPE_CHECKING:
+    from app.models.user import User
+
+
+class JobOutcome(enum.StrEnum):
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class JobRun(db.Model):
+    """One row per periodic or maintenance job run."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (sa.Index("ix_job_runs_name_started_at", "name", "started_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(80))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[JobOutcome] = mapped_column(
+        str_enum(JobOutcome, "job_outcome"), default=JobOutcome.RUNNING
+    )
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class AuditLog(db.Model):
+    """Who did what to which object, when, from where."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        sa.Index("ix_audit_log_created_at", "created_at"),
+        sa.Index("ix_audit_log_object_type_object_id", "object_type", "object_id"),
+        sa.Index("ix_audit_log_user_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(sa.String(254), default="")  # email, or "system"/"webhook"
+    action: Mapped[str] = mapped_column(sa.String(60))
+    object_type: Mapped[str | None] = mapped_column(sa.String(40))
+    object_id: Mapped[str | None] = mapped_column(sa.String(64))
+    summary: Mapped[str] = mapped_column(sa.String(500), default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    ip_address: Mapped[str | None] = mapped_column(sa.String(45))
+
+    user: Mapped[User | None] = relationship()
+
+
+class Setting(db.Model):
+    """An organisation setting changed from the dashboard (staff test numbers, quiet hours...)."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(sa.String(80), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSONType)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    updated_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))

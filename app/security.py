@@ -1,0 +1,120 @@
+"""Who may see what: the sign-in gate on every route, role checks, and the security headers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, abort, current_app, jsonify, redirect, request, url_for
+from flask_login import current_user
+
+from app.extensions import db, login_manager
+from app.htmx import hx_redirect, is_htmx
+from app.models import Role, User
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Pages that must work inside the Missive sidebar iframe; everything else refuses framing.
+FRAMEABLE_PREFIXES = ("/sidebar/",)
+
+
+def public(view: F) -> F:
+    """Mark a view as reachable without signing in (login, /healthz, signed webhooks)."""
+    view.is_public = True  # type: ignore[attr-defined]
+    return view
+
+
+def require_role(role: Role | str) -> Callable[[F], F]:
+    """Refuse (403) users whose role is below `role`. Sign-in itself is checked for every route."""
+    needed = Role(role)
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                return login_manager.unauthorized()
+            if not current_user.has_role(needed):
+                abort(403, description=f"This needs the {needed.value} role.")
+            return view(*args, **kwargs)
+
+        wrapped.required_role = needed  # type: ignore[attr-defined]
+        return wrapped  # type: ignore[return-value]
+
+    return decorator
+
+
+def is_safe_next(target: str | None) -> bool:
+    """Only same-site paths are followed after sign-in (no open redirects)."""
+    if not target:
+        return False
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc and target.startswith("/") and "\\" not in target
+
+
+def _unauthorized() -> Response:
+    login = url_for("auth.login", next=request.full_path.rstrip("?"))
+    if request.path.startswith("/api/"):
+        response = jsonify(error="Sign in required: send a valid API token.")
+        response.status_code = 401
+        return response
+    if is_htmx():
+        response = Response("Sign in required.", status=401)
+        return hx_redirect(response, login)
+    return redirect(login)  # type: ignore[return-value]
+
+
+def _require_login() -> Response | None:
+    if request.endpoint is None or request.endpoint == "static":
+        return None
+    view = current_app.view_functions.get(request.endpoint)
+    if view is not None and getattr(view, "is_public", False):
+        return None
+    if current_user.is_authenticated:
+        return None
+    return _unauthorized()
+
+
+def _security_headers(response: Response) -> Response:
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    if request.path.startswith(FRAMEABLE_PREFIXES):
+        ancestors = current_app.config["SIDEBAR_FRAME_ANCESTORS"]
+    else:
+        ancestors = "'none'"
+        headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
+        f"form-action 'self'; frame-ancestors {ancestors}",
+    )
+    if request.is_secure:
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    if request.endpoint != "static" and current_user and current_user.is_authenticated:
+        # Signed-in pages never come back from a shared cache or the back button after sign-out.
+        headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def register_security(app: Flask) -> None:
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+    login_manager.unauthorized_handler(_unauthorized)
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> User | None:
+        try:
+            user = db.session.get(User, int(user_id))
+        except ValueError:
+            return None
+        return user if user is not None and user.active else None
+
+    app.before_request(_require_login)
+    app.after_request(_security_headers)

@@ -1,0 +1,1 @@
+"""Settings: transport status, sending rules, and the users who may sign in."""

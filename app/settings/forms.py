@@ -1,0 +1,38 @@
+"""Forms for managing users."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, Email, Length, Optional
+
+from app.auth.services import MIN_PASSWORD_LENGTH
+from app.models import Role
+
+ROLE_CHOICES = [
+    (Role.VIEWER.value, "Viewer — reads everything"),
+    (Role.OPERATOR.value, "Operator — also edits, schedules and sends"),
+    (Role.ADMIN.value, "Admin — also manages users and settings"),
+]
+
+
+class NewUserForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)])
+    name = StringField("Name", validators=[Optional(), Length(max=120)])
+    role = SelectField("Role", choices=ROLE_CHOICES, default=Role.OPERATOR.value)
+    password = PasswordField(
+        "Initial password",
+        validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=200)],
+        description=f"At least {MIN_PASSWORD_LENGTH} characters. Share it privately.",
+    )
+
+
+class EditUserForm(FlaskForm):
+    name = StringField("Name", validators=[Optional(), Length(max=120)])
+    role = SelectField("Role", choices=ROLE_CHOICES)
+    active = BooleanField("Active (may sign in)")
+    password = PasswordField(
+        "New password",
+        validators=[Optional(), Length(min=MIN_PASSWORD_LENGTH, max=200)],
+        description="Leave empty to keep the current password.",
+    )

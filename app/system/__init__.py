@@ -1,0 +1,1 @@
+"""System: health, workers, queues and the periodic jobs with their runs."""

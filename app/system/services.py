@@ -1,0 +1,103 @@
+"""Health and worker status: reachability of the database and Redis, queues, workers, job runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+from redis.exceptions import RedisError
+from rq import Worker
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.extensions import db, get_redis
+from app.jobs import QUEUES, get_queue
+from app.jobs.schedule import PERIODIC_JOBS, PeriodicJob
+from app.models import JobRun
+
+
+def check_database() -> tuple[bool, str]:
+    try:
+        db.session.execute(sa.text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        return False, type(exc).__name__
+    return True, "ok"
+
+
+def check_redis(app: Flask) -> tuple[bool, str]:
+    try:
+        get_redis(app).ping()
+    except (RedisError, OSError) as exc:
+        return False, type(exc).__name__
+    return True, "ok"
+
+
+def health_report(app: Flask) -> dict[str, Any]:
+    db_ok, db_detail = check_database()
+    redis_ok, redis_detail = check_redis(app)
+    return {
+        "status": "ok" if db_ok and redis_ok else "unavailable",
+        "database": {"ok": db_ok, "detail": db_detail},
+        "redis": {"ok": redis_ok, "detail": redis_detail},
+    }
+
+
+@dataclass
+class QueueStatus:
+    name: str
+    queued: int
+    failed: int
+
+
+def queue_statuses(app: Flask) -> list[QueueStatus] | None:
+    """Depth of every queue, or None when Redis does not answer."""
+    try:
+        statuses = []
+        for name in QUEUES:
+            queue = get_queue(app, name)
+            statuses.append(QueueStatus(name, queue.count, queue.failed_job_registry.count))
+        return statuses
+    except (RedisError, OSError):
+        return None
+
+
+def worker_statuses(app: Flask) -> list[dict[str, Any]] | None:
+    try:
+        workers = Worker.all(connection=get_redis(app))
+    except (RedisError, OSError):
+        return None
+    return [
+        {
+            "name": w.name,
+            "state": w.get_state(),
+            "queues": ", ".join(w.queue_names()),
+            "last_heartbeat": w.last_heartbeat,
+        }
+        for w in workers
+    ]
+
+
+@dataclass
+class PeriodicJobStatus:
+    job: PeriodicJob
+    last_run: JobRun | None
+
+
+def periodic_job_statuses() -> list[PeriodicJobStatus]:
+    statuses = []
+    for job in PERIODIC_JOBS:
+        name = job.func.rsplit(".", 1)[-1]
+        last = db.session.scalar(
+            sa.select(JobRun).where(JobRun.name == name).order_by(JobRun.id.desc()).limit(1)
+        )
+        statuses.append(PeriodicJobStatus(job, last))
+    return statuses
+
+
+def job_runs_query(name: str = "") -> sa.Select[tuple[JobRun]]:
+    query = sa.select(JobRun).order_by(JobRun.id.desc())
+    if name:
+        query = query.where(JobRun.name == name)
+    return query

@@ -1,0 +1,1 @@
+"""Uploads: every CSV file uploaded, its validation report, and the rows that were rejected."""
