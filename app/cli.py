@@ -37,7 +37,9 @@ DEMO_NAMES = ["Ava", "Ben", "Chloé", "Dmitri", "Esra", "Farid", "Grace", "Hiro"
 @users_cli.command("create")
 @click.argument("email")
 @click.option(
-    "--role", type=click.Choice([r.value for r in Role]), default=Role.VIEWER.value,
+    "--role",
+    type=click.Choice([r.value for r in Role]),
+    default=Role.VIEWER.value,
     show_default=True,
 )
 @click.option("--password", required=True, help="At least 10 characters.")
@@ -59,7 +61,9 @@ def list_users_command() -> None:
     """List every user with role, state and last sign-in."""
     users = list_users()
     if not users:
-        click.echo("No users yet. Create one with: flask --app app users create EMAIL --role admin --password ...")
+        click.echo(
+            "No users yet. Create one with: flask --app app users create EMAIL --role admin --password ..."
+        )
         return
     for user in users:
         state = "active" if user.active else "inactive"
@@ -123,8 +127,12 @@ def seed_demo_command(contact_count: int) -> None:
 
     if db.session.scalar(sa.select(ScheduleVersion.id).limit(1)) is None:
         db.session.add(
-            ScheduleVersion(tuesday=time(10, 0), thursday=time(17, 30), default_batch_size=200,
-                            created_by_id=admin.id)
+            ScheduleVersion(
+                tuesday=time(10, 0),
+                thursday=time(17, 30),
+                default_batch_size=200,
+                created_by_id=admin.id,
+            )
         )
     upcoming = db.session.scalar(
         sa.select(Broadcast).where(Broadcast.status == BroadcastStatus.UPCOMING)
@@ -141,7 +149,9 @@ def seed_demo_command(contact_count: int) -> None:
             status=BroadcastStatus.UPCOMING,
             segment_links=[
                 BroadcastSegment(segment=segments["Downtown & Midtown"], ratio=40, position=0),
-                BroadcastSegment(segment=segments["Everyone"], ratio=60, is_filler=True, position=1),
+                BroadcastSegment(
+                    segment=segments["Everyone"], ratio=60, is_filler=True, position=1
+                ),
             ],
         )
         db.session.add(upcoming)
@@ -149,8 +159,10 @@ def seed_demo_command(contact_count: int) -> None:
     db.session.commit()
 
     total = db.session.scalar(sa.select(sa.func.count()).select_from(Contact))
-    click.echo(f"Demo data ready: {total} contacts ({len(rows)} new), {len(segments)} segments, "
-               "an upcoming broadcast.")
+    click.echo(
+        f"Demo data ready: {total} contacts ({len(rows)} new), {len(segments)} segments, "
+        "an upcoming broadcast."
+    )
     click.echo(f"Sign in as {DEMO_ADMIN_EMAIL} with password {DEMO_ADMIN_PASSWORD}")
 
 

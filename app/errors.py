@@ -39,8 +39,9 @@ def _render(status: int, message: str):
         )
         return hx_retarget(response, "#flash", "innerHTML")
     return (
-        render_template("errors/error.html", status=status, title=TITLES.get(status, "Error"),
-                        message=message),
+        render_template(
+            "errors/error.html", status=status, title=TITLES.get(status, "Error"), message=message
+        ),
         status,
     )
 

@@ -74,7 +74,10 @@ def login():
 @login_required
 def logout():
     record_audit(
-        "logout", user=current_user, obj=current_user, summary="Signed out",
+        "logout",
+        user=current_user,
+        obj=current_user,
+        summary="Signed out",
         ip_address=request.remote_addr,
     )
     db.session.commit()

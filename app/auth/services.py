@@ -65,9 +65,12 @@ def create_user(email: str, password: str, role: Role | str = Role.VIEWER, name:
 
 
 def count_active_admins() -> int:
-    return db.session.scalar(
-        sa.select(sa.func.count()).select_from(User).where(User.role == Role.ADMIN, User.active)
-    ) or 0
+    return (
+        db.session.scalar(
+            sa.select(sa.func.count()).select_from(User).where(User.role == Role.ADMIN, User.active)
+        )
+        or 0
+    )
 
 
 def update_user(
@@ -83,8 +86,8 @@ def update_user(
     changes: dict[str, tuple[object, object]] = {}
     new_role = Role(role) if role is not None else Role(user.role)
     new_active = user.active if active is None else active
-    losing_admin = user.role == Role.ADMIN and user.active and (
-        new_role != Role.ADMIN or not new_active
+    losing_admin = (
+        user.role == Role.ADMIN and user.active and (new_role != Role.ADMIN or not new_active)
     )
     if losing_admin and count_active_admins() <= 1:
         raise ValidationError("Keep at least one active admin: promote someone else first.", "role")

@@ -64,7 +64,9 @@ def last_broadcast() -> Broadcast | None:
 
 
 def active_schedule() -> ScheduleVersion | None:
-    return db.session.scalar(sa.select(ScheduleVersion).order_by(ScheduleVersion.id.desc()).limit(1))
+    return db.session.scalar(
+        sa.select(ScheduleVersion).order_by(ScheduleVersion.id.desc()).limit(1)
+    )
 
 
 def last_job_run(name: str) -> JobRun | None:
@@ -74,8 +76,11 @@ def last_job_run(name: str) -> JobRun | None:
 
 
 def messages_since(since: datetime) -> int:
-    return db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(OutboundMessage)
-        .where(OutboundMessage.created_at >= since)
-    ) or 0
+    return (
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(OutboundMessage)
+            .where(OutboundMessage.created_at >= since)
+        )
+        or 0
+    )

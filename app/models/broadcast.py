@@ -34,7 +34,9 @@ class ScheduleVersion(db.Model):
     sunday: Mapped[time | None] = mapped_column(sa.Time)
     default_batch_size: Mapped[int] = mapped_column(default=1000)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
 
     created_by: Mapped[User | None] = relationship()
 
@@ -80,7 +82,9 @@ class Broadcast(TimestampMixin, db.Model):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     recipient_count: Mapped[int | None] = mapped_column()
-    started_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    started_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
 
     started_by: Mapped[User | None] = relationship()
     segment_links: Mapped[list[BroadcastSegment]] = relationship(

@@ -63,7 +63,9 @@ class Campaign(TimestampMixin, db.Model):
     actual_recipients: Mapped[int | None] = mapped_column()
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
 
     upload: Mapped[Upload | None] = relationship()
     created_by: Mapped[User | None] = relationship()

@@ -59,9 +59,7 @@ class OutboundMessage(TimestampMixin, db.Model):
 
     __tablename__ = "outbound_messages"
     __table_args__ = (
-        sa.CheckConstraint(
-            "(broadcast_id IS NULL) <> (campaign_id IS NULL)", name="one_send"
-        ),
+        sa.CheckConstraint("(broadcast_id IS NULL) <> (campaign_id IS NULL)", name="one_send"),
         # NULLs never collide, so each constraint guards the rows of its own kind of send.
         sa.UniqueConstraint("broadcast_id", "contact_id", "step"),
         sa.UniqueConstraint("campaign_id", "contact_id", "step"),
@@ -80,11 +78,15 @@ class OutboundMessage(TimestampMixin, db.Model):
     broadcast_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("broadcasts.id", ondelete="CASCADE")
     )
-    campaign_id: Mapped[int | None] = mapped_column(sa.ForeignKey("campaigns.id", ondelete="CASCADE"))
+    campaign_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("campaigns.id", ondelete="CASCADE")
+    )
     contact_id: Mapped[int] = mapped_column(sa.ForeignKey("contacts.id", ondelete="CASCADE"))
     step: Mapped[Step] = mapped_column(str_enum(Step, "message_step"), default=Step.FIRST)
     body: Mapped[str] = mapped_column(sa.Text)
-    segment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("segments.id", ondelete="SET NULL"))
+    segment_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("segments.id", ondelete="SET NULL")
+    )
     status: Mapped[MessageStatus] = mapped_column(
         str_enum(MessageStatus, "message_status"), default=MessageStatus.QUEUED
     )
@@ -130,7 +132,9 @@ class InboundMessage(db.Model):
     phone: Mapped[str] = mapped_column(sa.String(20))
     body: Mapped[str] = mapped_column(sa.Text, default="")
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    contact_id: Mapped[int | None] = mapped_column(sa.ForeignKey("contacts.id", ondelete="SET NULL"))
+    contact_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("contacts.id", ondelete="SET NULL")
+    )
     reply_to_id: Mapped[int | None] = mapped_column(
         BigId, sa.ForeignKey("outbound_messages.id", ondelete="SET NULL")
     )

@@ -21,7 +21,9 @@ class MissiveConversation(TimestampMixin, db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     missive_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
-    contact_id: Mapped[int | None] = mapped_column(sa.ForeignKey("contacts.id", ondelete="SET NULL"))
+    contact_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("contacts.id", ondelete="SET NULL")
+    )
     phone: Mapped[str | None] = mapped_column(sa.String(20))
     web_url: Mapped[str | None] = mapped_column(sa.String(500))
     app_url: Mapped[str | None] = mapped_column(sa.String(500))

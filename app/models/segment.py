@@ -26,7 +26,9 @@ class Segment(TimestampMixin, db.Model):
     description: Mapped[str] = mapped_column(sa.Text, default="")
     rule: Mapped[dict[str, Any]] = mapped_column(JSONType, default=empty_rule)
     raw_sql: Mapped[str | None] = mapped_column(sa.Text)
-    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
 
     created_by: Mapped[User | None] = relationship()
 

@@ -58,7 +58,9 @@ class Upload(TimestampMixin, db.Model):
     phone_column: Mapped[str | None] = mapped_column(sa.String(120))
     errors: Mapped[list[dict[str, Any]]] = deferred(mapped_column(JSONType, default=list))
     error_message: Mapped[str | None] = mapped_column(sa.Text)
-    uploaded_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    uploaded_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -85,4 +87,3 @@ class UploadContact(db.Model):
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
     contact: Mapped[Contact] = relationship()
-

@@ -43,8 +43,11 @@ def create():
             getattr(form, exc.field or "email").errors.append(exc.message)
         else:
             record_audit(
-                "user_create", user=current_user, obj=user,
-                summary=f"Created {user.email} as {user.role}", ip_address=request.remote_addr,
+                "user_create",
+                user=current_user,
+                obj=user,
+                summary=f"Created {user.email} as {user.role}",
+                ip_address=request.remote_addr,
             )
             db.session.commit()
             flash(f"{user.email} can now sign in as {user.role}.", "success")
@@ -76,7 +79,9 @@ def edit(user_id: int):
         else:
             if changes:
                 record_audit(
-                    "user_update", user=current_user, obj=user,
+                    "user_update",
+                    user=current_user,
+                    obj=user,
                     summary=f"Changed {user.email}: {', '.join(sorted(changes))}",
                     details={k: [str(a), str(b)] for k, (a, b) in changes.items()},
                     ip_address=request.remote_addr,

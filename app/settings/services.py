@@ -20,7 +20,9 @@ def transport_status(config: dict[str, Any]) -> dict[str, Any]:
             "TWILIO_FROM_NUMBER (or TWILIO_MESSAGING_SERVICE_SID) are not all set."
         )
     if transport == "missive" and not missive_ready:
-        problems.append("TRANSPORT is missive but MISSIVE_API_TOKEN and MISSIVE_FROM_NUMBER are not set.")
+        problems.append(
+            "TRANSPORT is missive but MISSIVE_API_TOKEN and MISSIVE_FROM_NUMBER are not set."
+        )
     return {
         "transport": transport,
         "twilio_ready": twilio_ready,

@@ -40,7 +40,7 @@ def index():
         runs=runs,
     )
     if wants_partial() and request.args.get("page"):
-        return vary_on_htmx(current_app.make_response(
-            render_template("system/partials/_job_runs.html", runs=runs)
-        ))
+        return vary_on_htmx(
+            current_app.make_response(render_template("system/partials/_job_runs.html", runs=runs))
+        )
     return vary_on_htmx(current_app.make_response(render_template("system/index.html", **context)))
