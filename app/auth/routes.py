@@ -76,12 +76,13 @@ def logout():
     record_audit(
         "logout",
         user=current_user,
-        obj=current_user,
+        obj=current_user._get_current_object(),
         summary="Signed out",
         ip_address=request.remote_addr,
     )
     db.session.commit()
-    logout_user()
+    # Clear first: logout_user() then leaves the flag that deletes the remember-me cookie.
     session.clear()
+    logout_user()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))

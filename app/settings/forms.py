@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, Optional
 
 from app.auth.services import MIN_PASSWORD_LENGTH
 from app.models import Role
 
 ROLE_CHOICES = [
-    (Role.VIEWER.value, "Viewer — reads everything"),
-    (Role.OPERATOR.value, "Operator — also edits, schedules and sends"),
-    (Role.ADMIN.value, "Admin — also manages users and settings"),
+    SelectChoice(Role.VIEWER.value, "Viewer — reads everything"),
+    SelectChoice(Role.OPERATOR.value, "Operator — also edits, schedules and sends"),
+    SelectChoice(Role.ADMIN.value, "Admin — also manages users and settings"),
 ]
 
 

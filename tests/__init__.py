@@ -1,0 +1,1 @@
+"""Broadcaster's tests: they mirror app/ and run against real PostgreSQL and Redis."""
