@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, make_response, render_template, request
+from flask import Flask, current_app, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import (
+    HTTPException,
+    InternalServerError,
+    NotFound,
+    RequestEntityTooLarge,
+)
 
 from app.extensions import db
 from app.htmx import hx_retarget, is_htmx
@@ -49,8 +54,11 @@ def _render(status: int, message: str):
 def handle_http_error(error: HTTPException):
     status = error.code or 500
     message = error.description or TITLES.get(status, "Error")
-    if status == 404 and error.description == HTTPException.description:
+    if isinstance(error, NotFound) and error.description == NotFound.description:
         message = "That page does not exist."
+    if isinstance(error, RequestEntityTooLarge):
+        limit_mb = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // (1024 * 1024)
+        message = f"That upload is too large: the limit is {max(limit_mb, 1)} MB."
     return _render(status, message)
 
 

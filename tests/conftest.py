@@ -23,6 +23,15 @@ from tests.support import ROOT, TEST_DATABASE_URL, _admin_conninfo, make_test_co
 PASSWORD = factories.PASSWORD
 
 
+class IsolatedClient(FlaskClient):
+    """Each request gets its own app context, as in production: a fresh `g` (current user,
+    CSRF token) and its own session, on the test's connection (so it sees the test's rows)."""
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 def _ensure_test_database() -> None:
     name = make_url(TEST_DATABASE_URL).database
     with psycopg.connect(_admin_conninfo(), autocommit=True) as conn:
@@ -46,7 +55,7 @@ def app() -> Iterator[Flask]:
 
 
 @pytest.fixture(autouse=True)
-def _transaction(app: Flask) -> Iterator[None]:
+def db_connection(app: Flask) -> Iterator[sa.Connection]:
     """Each test runs in one outer transaction; the app's commits become savepoints."""
     with app.app_context():
         engines = db.engines  # Flask-SQLAlchemy routes every session to engines[None]
@@ -57,7 +66,7 @@ def _transaction(app: Flask) -> Iterator[None]:
         engines[None] = connection
         db.session = db._make_scoped_session({"join_transaction_mode": "create_savepoint"})
         try:
-            yield
+            yield connection
         finally:
             db.session.remove()
             db.session = original
@@ -66,20 +75,26 @@ def _transaction(app: Flask) -> Iterator[None]:
             connection.close()
 
 
+@pytest.fixture
+def make_app(db_connection: sa.Connection):
+    """Another app with its own settings, on the test's connection (it sees the test's rows)."""
+
+    def make(**overrides) -> Flask:
+        other = create_app(make_test_config(WTF_CSRF_ENABLED=False, **overrides))
+        other.test_client_class = IsolatedClient
+        if "SQLALCHEMY_DATABASE_URI" not in overrides:
+            with other.app_context():
+                db.engines[None] = db_connection
+        return other
+
+    return make
+
+
 @pytest.fixture(autouse=True)
 def redis_conn(app: Flask) -> Iterator[Redis]:
     conn = get_redis(app)
     conn.flushdb()  # our own database number: rate-limit counters and queues start empty
     yield conn
-
-
-class IsolatedClient(FlaskClient):
-    """Each request gets its own app context, as in production: a fresh `g` (current user,
-    CSRF token) and its own session, on the test's connection (so it sees the test's rows)."""
-
-    def open(self, *args, **kwargs):
-        with self.application.app_context():
-            return super().open(*args, **kwargs)
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ from wtforms.validators import DataRequired, Email, Length, Optional
 from app.auth.services import MIN_PASSWORD_LENGTH
 from app.models import Role
 
+PASSWORD_MESSAGE = f"Use a password of at least {MIN_PASSWORD_LENGTH} characters (200 at most)."
+
 ROLE_CHOICES = [
     SelectChoice(Role.VIEWER.value, "Viewer — reads everything"),
     SelectChoice(Role.OPERATOR.value, "Operator — also edits, schedules and sends"),
@@ -23,7 +25,10 @@ class NewUserForm(FlaskForm):
     role = SelectField("Role", choices=ROLE_CHOICES, default=Role.OPERATOR.value)
     password = PasswordField(
         "Initial password",
-        validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=200)],
+        validators=[
+            DataRequired(),
+            Length(min=MIN_PASSWORD_LENGTH, max=200, message=PASSWORD_MESSAGE),
+        ],
         description=f"At least {MIN_PASSWORD_LENGTH} characters. Share it privately.",
     )
 
@@ -34,6 +39,6 @@ class EditUserForm(FlaskForm):
     active = BooleanField("Active (may sign in)")
     password = PasswordField(
         "New password",
-        validators=[Optional(), Length(min=MIN_PASSWORD_LENGTH, max=200)],
+        validators=[Optional(), Length(min=MIN_PASSWORD_LENGTH, max=200, message=PASSWORD_MESSAGE)],
         description="Leave empty to keep the current password.",
     )

@@ -87,12 +87,10 @@ def test_user_management_is_for_admins_only(client, make_user, role, users_page,
     assert created.status_code == (302 if role == Role.ADMIN else 403)
 
 
-def test_role_decorator_orders_viewer_below_operator_below_admin(make_user):
-    from app import create_app
+def test_role_decorator_orders_viewer_below_operator_below_admin(make_user, make_app):
     from tests.conftest import sign_in
-    from tests.support import make_test_config
 
-    app = create_app(make_test_config(WTF_CSRF_ENABLED=False))
+    app = make_app()
 
     @app.get("/_probe/operator")
     @require_role(Role.OPERATOR)
@@ -111,8 +109,7 @@ def test_role_decorator_orders_viewer_below_operator_below_admin(make_user):
     }
     for role, (operator_status, admin_status) in expected.items():
         client = app.test_client()
-        with app.app_context():
-            sign_in(client, make_user(role))
+        assert sign_in(client, make_user(role)).status_code == 302
         assert client.get("/_probe/operator").status_code == operator_status, role
         assert client.get("/_probe/admin").status_code == admin_status, role
 

@@ -1,0 +1,62 @@
+"""/healthz: JSON with database and Redis reachability; 200 when both answer, 503 otherwise."""
+
+from __future__ import annotations
+
+from app import create_app
+from tests.support import make_test_config
+
+
+def test_healthz_is_ok_when_database_and_redis_answer(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json == {
+        "status": "ok",
+        "database": {"ok": True, "detail": "ok"},
+        "redis": {"ok": True, "detail": "ok"},
+    }
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_healthz_is_503_when_redis_does_not_answer():
+    app = create_app(make_test_config(REDIS_URL="redis://127.0.0.1:1/0"))
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.json["status"] == "unavailable"
+    assert response.json["database"]["ok"] is True
+    assert response.json["redis"] == {"ok": False, "detail": "ConnectionError"}
+
+
+def test_healthz_is_503_when_the_database_does_not_answer():
+    app = create_app(
+        make_test_config(
+            SQLALCHEMY_DATABASE_URI="postgresql+psycopg://postgres@127.0.0.1:1/nothing",
+            SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"connect_timeout": 2}},
+        )
+    )
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.json["database"]["ok"] is False
+    assert response.json["redis"]["ok"] is True
+
+
+def test_system_page_shows_health_queues_workers_and_periodic_jobs(viewer_client):
+    page = viewer_client.get("/system/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    for region in ("system-health", "system-queues", "system-workers", "system-periodic"):
+        assert f'id="{region}"' in html
+    assert "No worker is running" in html
+    assert "* * * * *" in html  # the tick's schedule
+
+
+def test_system_page_still_renders_when_redis_is_down(make_user, make_app):
+    from app.models import Role
+    from tests.conftest import sign_in
+
+    client = make_app(REDIS_URL="redis://127.0.0.1:1/0").test_client()
+    user = make_user(Role.VIEWER)
+    # Rate limiting falls back to memory when its Redis is down, so sign-in still works.
+    assert sign_in(client, user).status_code == 302
+    page = client.get("/system/")
+    assert page.status_code == 200
+    assert b"Redis does not answer" in page.data
