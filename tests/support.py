@@ -61,6 +61,9 @@ def test_env(**extra: str) -> dict[str, str]:
     return env
 
 
+test_env.__test__ = False  # a helper, not a test, though its name starts with test_
+
+
 def run_flask(
     args: list[str], env: dict[str, str], timeout: int = 120
 ) -> subprocess.CompletedProcess:

@@ -8,7 +8,7 @@ from rq_scheduler import Scheduler
 
 from app.jobs import QUEUE_DEFAULT
 
-ID_PREFIX = "periodic:"
+ID_PREFIX = "periodic-"
 
 
 @dataclass(frozen=True)

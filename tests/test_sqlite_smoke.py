@@ -1,0 +1,38 @@
+"""The dev default keeps working: migrate, seed and use the app on SQLite, as `make dev` does."""
+
+from __future__ import annotations
+
+import pytest
+
+from app import create_app
+from app.cli import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
+from tests.support import run_flask, test_env
+
+pytestmark = pytest.mark.slow
+
+
+def test_main_flow_on_sqlite(tmp_path):
+    url = f"sqlite:///{tmp_path / 'dev.db'}"
+    env = test_env(DATABASE_URL=url)
+    assert run_flask(["db", "upgrade"], env).returncode == 0
+    seeded = run_flask(["seed-demo"], env)
+    assert seeded.returncode == 0 and DEMO_ADMIN_PASSWORD in seeded.stdout
+    assert run_flask(["seed-demo"], env).returncode == 0
+
+    from tests.support import make_test_config
+
+    app = create_app(make_test_config(SQLALCHEMY_DATABASE_URI=url, WTF_CSRF_ENABLED=False))
+    client = app.test_client()
+    login = client.post(
+        "/auth/login", data={"email": DEMO_ADMIN_EMAIL, "password": DEMO_ADMIN_PASSWORD}
+    )
+    assert login.status_code == 302
+    for path in ("/", "/system/", "/settings/", "/settings/users", "/audit/", "/broadcasts/"):
+        assert client.get(path).status_code == 200, path
+    created = client.post(
+        "/settings/users",
+        data={"email": "ops@example.org", "role": "operator", "password": "long-password"},
+    )
+    assert created.status_code == 302
+    assert b"ops@example.org" in client.get("/settings/users").data
+    assert client.get("/healthz").json["database"]["ok"] is True
