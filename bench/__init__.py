@@ -1,0 +1,1 @@
+"""Benchmarks: each runs with one command (`python -m bench.NAME`) and prints one JSON line."""
