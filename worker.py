@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 
 from rq import Worker
 from rq_scheduler import Scheduler
@@ -15,6 +16,8 @@ from app.jobs import QUEUE_DEFAULT, QUEUES
 from app.jobs.schedule import register_periodic_jobs
 
 log = logging.getLogger("broadcaster.worker")
+# rq-scheduler calls crontab in a way crontab warns about on every poll; the times are UTC either way.
+warnings.filterwarnings("ignore", category=FutureWarning, module="rq_scheduler.utils")
 
 
 def run_worker(burst: bool, queues: list[str]) -> bool:
