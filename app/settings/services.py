@@ -35,9 +35,10 @@ def transport_status(config: dict[str, Any]) -> dict[str, Any]:
 
 def sending_rules(config: dict[str, Any]) -> list[tuple[str, str]]:
     quiet = config["QUIET_HOURS"]
+    rate = config["SEND_RATE_MPS"]
     return [
         ("Organisation time zone", config["APP_TIMEZONE"]),
-        ("Send rate", f"{config['SEND_RATE_MPS']:g} SMS segments per second"),
+        ("Send rate", f"{rate:g} SMS segment{'' if rate == 1 else 's'} per second"),
         ("Quiet hours", f"sends only {quiet[0]}–{quiet[1]} recipient time" if quiet else "off"),
         ("Reply window", f"{config['REPLY_WINDOW_HOURS']} hours"),
         ("Broadcast catch-up", f"{config['BROADCAST_CATCHUP_MINUTES']} minutes"),

@@ -9,6 +9,43 @@
       setTimeout(function () { el.classList.add("flash--gone"); }, 6000);
     });
   }
-  document.addEventListener("DOMContentLoaded", function () { dismissLater(document); });
+
+  // On a narrow screen the main menu is a strip that scrolls sideways: keep the current page's
+  // entry in view, and fade whichever edge hides more entries so people see there is more.
+  function setUpMenu() {
+    var nav = document.querySelector(".app-nav");
+    var list = nav && nav.querySelector("ul");
+    if (!list) return;
+    function markClipped() {
+      var more = list.scrollWidth - list.clientWidth;
+      nav.classList.toggle("is-clipped-start", more > 1 && list.scrollLeft > 1);
+      nav.classList.toggle("is-clipped-end", more > 1 && list.scrollLeft < more - 1);
+    }
+    function revealCurrent() {
+      var current = list.querySelector('[aria-current="page"]');
+      if (!current || list.scrollWidth <= list.clientWidth) return;
+      var box = current.getBoundingClientRect();
+      var edge = list.getBoundingClientRect();
+      var fade = 40; // the width of the faded edge in app.css (2.5rem), so never under it
+      var more = list.scrollWidth - list.clientWidth;
+      var left = edge.left + (list.scrollLeft > 1 ? fade : 0);
+      var right = edge.right - (list.scrollLeft < more - 1 ? fade : 0);
+      if (box.left >= left && box.right <= right) return;
+      var start = box.left - edge.left + list.scrollLeft;
+      list.scrollLeft = start - (list.clientWidth - box.width) / 2;
+    }
+    revealCurrent();
+    markClipped();
+    list.addEventListener("scroll", markClipped, { passive: true });
+    window.addEventListener("resize", function () {
+      revealCurrent();
+      markClipped();
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    dismissLater(document);
+    setUpMenu();
+  });
   document.addEventListener("htmx:afterSwap", function (evt) { dismissLater(evt.target); });
 })();

@@ -1,0 +1,1 @@
+"""Fake provider HTTP servers (Twilio, Missive) used by engine tests and benchmarks."""
