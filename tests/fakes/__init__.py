@@ -1,1 +1,0 @@
-"""Fake provider HTTP servers (Twilio, Missive) used by engine tests and benchmarks."""
