@@ -60,9 +60,10 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     hops = app.config.get("PROXY_FIX_HOPS", 0)
     if hops:
-        # Behind Heroku's router: trust its X-Forwarded-For/Proto so rate limits, audit IPs,
-        # secure cookies and webhook signature URLs see the client's view.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+        # Behind Heroku's router: trust its X-Forwarded-For/Proto so rate limits, audit IPs and
+        # secure cookies see the client's view. Not X-Forwarded-Host (a client could set it):
+        # absolute URLs come from PUBLIC_BASE_URL.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
 
 def register_blueprints(app: Flask) -> None:

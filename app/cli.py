@@ -7,7 +7,7 @@ from datetime import time, timedelta
 
 import click
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from app.audit.services import record_audit
@@ -42,7 +42,13 @@ DEMO_NAMES = ["Ava", "Ben", "Chloé", "Dmitri", "Esra", "Farid", "Grace", "Hiro"
     default=Role.VIEWER.value,
     show_default=True,
 )
-@click.option("--password", required=True, help="At least 10 characters.")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="At least 10 characters (asked for, hidden, when not given).",
+)
 @click.option("--name", default="", help="Display name.")
 def create_user_command(email: str, role: str, password: str, name: str) -> None:
     """Create a user who can sign in (non-interactive)."""
@@ -73,11 +79,17 @@ def list_users_command() -> None:
 
 @click.command("seed-demo")
 @click.option("--contacts", "contact_count", default=300, show_default=True)
-def seed_demo_command(contact_count: int) -> None:
+@click.option("--force", is_flag=True, help="Seed even on a production (Heroku) deployment.")
+def seed_demo_command(contact_count: int, force: bool) -> None:
     """Demo data: an admin, contacts, two segments, a weekly schedule and an upcoming broadcast.
 
     Safe to run twice: whatever exists already is kept (the demo admin's password is reset).
     """
+    if current_app.config["ON_HEROKU"] and not force:
+        raise click.ClickException(
+            "This looks like production: seed-demo would add an admin with a published password. "
+            "Use --force if you really mean it."
+        )
     admin = find_user_by_email(DEMO_ADMIN_EMAIL)
     if admin is None:
         admin = create_user(DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD, Role.ADMIN, "Demo Admin")

@@ -121,13 +121,20 @@ def load_config(env: dict[str, str] | None = None) -> dict[str, Any]:
         raise ConfigError(f"TRANSPORT must be simulator, twilio or missive, got {transport!r}")
 
     redis_url = _str(env, "REDIS_URL", "redis://127.0.0.1:6379/0")
+    db_url = database_url(_str(env, "DATABASE_URL"))
+    engine_options: dict[str, Any] = {"pool_pre_ping": True}
+    if db_url.startswith("postgresql"):
+        # A database that does not answer is an error in seconds (so /healthz says 503), not a hang.
+        engine_options["connect_args"] = {
+            "connect_timeout": _int(env, "DATABASE_CONNECT_TIMEOUT", 5)
+        }
     secure_cookies = _bool(env, "SESSION_COOKIE_SECURE", bool(env.get("DYNO")))
 
     return {
         "SECRET_KEY": _secret_key(env),
         "TESTING": _bool(env, "TESTING", False),
-        "SQLALCHEMY_DATABASE_URI": database_url(_str(env, "DATABASE_URL")),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_DATABASE_URI": db_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
         "REDIS_URL": redis_url,
         "APP_TIMEZONE": timezone,
         "TRANSPORT": transport,
@@ -155,8 +162,12 @@ def load_config(env: dict[str, str] | None = None) -> dict[str, Any]:
         "UPLOAD_MAX_ROWS": _int(env, "UPLOAD_MAX_ROWS", 200_000, minimum=1),
         "BATCH_SIZE_MAX": _int(env, "BATCH_SIZE_MAX", 10_000, minimum=1),
         "SIDEBAR_FRAME_ANCESTORS": _str(env, "SIDEBAR_FRAME_ANCESTORS", MISSIVE_ORIGINS),
+        # Failed sign-ins per client address, and (looser, so nobody can lock an admin out from
+        # a few addresses) per email across all addresses.
         "LOGIN_RATE_LIMIT": _str(env, "LOGIN_RATE_LIMIT", "10 per 5 minutes"),
+        "LOGIN_EMAIL_RATE_LIMIT": _str(env, "LOGIN_EMAIL_RATE_LIMIT", "50 per hour"),
         "PROXY_FIX_HOPS": _int(env, "PROXY_FIX_HOPS", 1 if env.get("DYNO") else 0),
+        "ON_HEROKU": bool(env.get("DYNO")),
         # Cookies and sessions.
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,6 +30,17 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+
+@sa.event.listens_for(sa.engine.Engine, "connect")
+def _sqlite_foreign_keys(dbapi_connection: Any, connection_record: Any) -> None:
+    """SQLite ignores foreign keys (CASCADE, RESTRICT) unless asked, per connection."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
 migrate = Migrate()
 csrf = CSRFProtect()
 login_manager = LoginManager()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -76,6 +77,20 @@ def _require_login() -> Response | None:
     return _unauthorized()
 
 
+def _reject_nul_bytes() -> None:
+    """PostgreSQL text cannot hold NUL: refuse such input with a 400 instead of failing later."""
+    if request.mimetype == "application/x-www-form-urlencoded":
+        request.get_data(cache=True)  # keep the raw body for signature checks (webhooks)
+    values = list(request.args.values())
+    if request.method not in ("GET", "HEAD", "OPTIONS") and request.mimetype in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        values += list(request.form.values())
+    if any("\x00" in value for value in values):
+        abort(400, description="The request contains a NUL character; remove it and try again.")
+
+
 def _security_headers(response: Response) -> Response:
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -109,12 +124,16 @@ def register_security(app: Flask) -> None:
     login_manager.unauthorized_handler(_unauthorized)
 
     @login_manager.user_loader
-    def load_user(user_id: str) -> User | None:
-        try:
-            user = db.session.get(User, int(user_id))
-        except ValueError:
+    def load_user(session_id: str) -> User | None:
+        user_id, _, token = session_id.partition(":")
+        if not user_id.isdigit() or not token:
             return None
-        return user if user is not None and user.active else None
+        user = db.session.get(User, int(user_id))
+        if user is None or not user.active:
+            return None
+        # A signed-out device, a password change or a deactivation rotated the token.
+        return user if hmac.compare_digest(user.session_token, token) else None
 
+    app.before_request(_reject_nul_bytes)
     app.before_request(_require_login)
     app.after_request(_security_headers)

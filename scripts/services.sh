@@ -31,11 +31,9 @@ apt_install() {
 
 ensure_postgres() {
   port_open 127.0.0.1 5432 && return 0
-  local fresh=0
   if ! command -v pg_ctlcluster >/dev/null 2>&1; then
     apt_install postgresql || die "PostgreSQL is not installed and apt-get is not available to install it.
     Install PostgreSQL 13+ listening on 127.0.0.1:5432 (user postgres), or set TEST_DATABASE_URL."
-    fresh=1
   fi
   local version
   version=$(ls /etc/postgresql | sort -V | tail -1)
@@ -43,10 +41,17 @@ ensure_postgres() {
   pg_ctlcluster --skip-systemctl-redirect "$version" main start 2>/dev/null \
     || pg_ctlcluster "$version" main start
   wait_port 127.0.0.1 5432 || die "PostgreSQL did not start on 127.0.0.1:5432"
-  if [ "$fresh" = 1 ]; then
-    # A fresh Debian cluster asks for a password over TCP: give the postgres role the one the tests use.
-    su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
-  fi
+}
+
+# A stock Debian cluster asks for a password over TCP: when the tests' credentials do not work and
+# we are root, give the postgres role the password the default TEST_DATABASE_URL uses.
+ensure_postgres_login() {
+  command -v psql >/dev/null 2>&1 || return 0  # no client to check with: the tests will say
+  PGPASSWORD=postgres PGCONNECT_TIMEOUT=5 psql -h 127.0.0.1 -U postgres -d postgres -Atqc 'select 1' \
+    >/dev/null 2>&1 && return 0
+  [ "$(id -u)" = 0 ] || die "Cannot sign in to PostgreSQL on 127.0.0.1 as postgres/postgres; set TEST_DATABASE_URL."
+  say "setting the postgres role's password for local TCP sign-in"
+  su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
 }
 
 ensure_redis() {

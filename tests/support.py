@@ -83,10 +83,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def make_test_config(**overrides: Any) -> dict[str, Any]:
+def make_test_config(database_url: str = TEST_DATABASE_URL, **overrides: Any) -> dict[str, Any]:
     config = load_config(
         {
-            "DATABASE_URL": TEST_DATABASE_URL,
+            "DATABASE_URL": database_url,
             "REDIS_URL": TEST_REDIS_URL,
             "SECRET_KEY": "test-secret-key",
             "TESTING": "true",

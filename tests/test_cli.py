@@ -82,3 +82,22 @@ def test_seed_demo_is_safe_to_run_twice_and_prints_working_credentials(app, clie
     assert response.status_code == 302
     overview = client.get("/")
     assert b"Good morning from the Detroit newsroom" in overview.data
+
+
+def test_users_create_asks_for_the_password_when_it_is_not_given(app):
+    result = app.test_cli_runner().invoke(
+        args=["users", "create", "asked@example.org"], input="long-password\nlong-password\n"
+    )
+    assert result.exit_code == 0, result.output
+    user = db.session.scalar(sa.select(User).where(User.email == "asked@example.org"))
+    assert user.check_password("long-password")
+
+
+def test_seed_demo_refuses_to_run_on_production_without_force(app):
+    app.config["ON_HEROKU"] = True
+    try:
+        result = app.test_cli_runner().invoke(args=["seed-demo"])
+    finally:
+        app.config["ON_HEROKU"] = False
+    assert result.exit_code == 1 and "looks like production" in result.output
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Contact)) == 0

@@ -21,7 +21,7 @@ def test_main_flow_on_sqlite(tmp_path):
 
     from tests.support import make_test_config
 
-    app = create_app(make_test_config(SQLALCHEMY_DATABASE_URI=url, WTF_CSRF_ENABLED=False))
+    app = create_app(make_test_config(database_url=url, WTF_CSRF_ENABLED=False))
     client = app.test_client()
     login = client.post(
         "/auth/login", data={"email": DEMO_ADMIN_EMAIL, "password": DEMO_ADMIN_PASSWORD}
@@ -36,3 +36,23 @@ def test_main_flow_on_sqlite(tmp_path):
     assert created.status_code == 302
     assert b"ops@example.org" in client.get("/settings/users").data
     assert client.get("/healthz").json["database"]["ok"] is True
+
+
+def test_sqlite_enforces_foreign_keys(tmp_path):
+    import sqlalchemy as sa
+    from sqlalchemy.exc import IntegrityError
+
+    from app.extensions import db
+    from tests.support import make_test_config
+
+    url = f"sqlite:///{tmp_path / 'fk.db'}"
+    assert run_flask(["db", "upgrade"], test_env(DATABASE_URL=url)).returncode == 0
+    app = create_app(make_test_config(database_url=url))
+    with app.app_context():
+        with pytest.raises(IntegrityError):
+            db.session.execute(
+                sa.text(
+                    "INSERT INTO broadcast_segments (broadcast_id, segment_id, ratio, is_filler,"
+                    " position) VALUES (999, 999, 10, 0, 0)"
+                )
+            )

@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, render_template, request
 from app.audit.services import audit_actions, audit_query
 from app.extensions import db
 from app.htmx import vary_on_htmx, wants_partial
+from app.pagination import page_number
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 
@@ -15,7 +16,9 @@ bp = Blueprint("audit", __name__, url_prefix="/audit")
 def index():
     search = request.args.get("q", "").strip()[:100]
     action = request.args.get("action", "").strip()[:60]
-    entries = db.paginate(audit_query(search, action), per_page=50, error_out=False)
+    entries = db.paginate(
+        audit_query(search, action), page=page_number(), per_page=50, error_out=False
+    )
     context = dict(entries=entries, search=search, action=action)
     if wants_partial():
         html = render_template("audit/partials/_rows.html", **context)

@@ -23,37 +23,51 @@ from app.security import is_safe_next, public
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 
-def _login_limit() -> str:
+def _address_limit() -> str:
     return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _email_limit() -> str:
+    return current_app.config["LOGIN_EMAIL_RATE_LIMIT"]
 
 
 def _email_key() -> str:
     return "login-email:" + (request.form.get("email") or "").strip().lower()[:254]
 
 
-def _failed(response) -> bool:  # only failed attempts count against the limit
+def _failed(response) -> bool:  # only failed attempts count against the limits
     return response.status_code >= 400
 
 
-@bp.route("/login", methods=["GET", "POST"])
+def _attempted_as(email: str) -> str:
+    """What the audit log keeps of a failed attempt: never a password typed in the wrong box."""
+    email = (email or "").strip()[:254]
+    return email if "@" in email and " " not in email else "(not an email address)"
+
+
+@bp.get("/login")
 @public
-@limiter.limit(_login_limit, methods=["POST"], deduct_when=_failed)
-@limiter.limit(_login_limit, methods=["POST"], key_func=_email_key, deduct_when=_failed)
 def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("dashboard.index"))
+    form = LoginForm(next=request.args.get("next", ""))
+    return render_template("auth/login.html", form=form)
+
+
+@bp.post("/login")
+@public
+@limiter.limit(_address_limit, deduct_when=_failed)
+@limiter.limit(_email_limit, key_func=_email_key, deduct_when=_failed)
+def create_session():
     form = LoginForm()
-    if request.method == "GET":
-        form.next.data = request.args.get("next", "")
-        if current_user.is_authenticated:
-            return redirect(url_for("dashboard.index"))
     if not form.validate_on_submit():
-        status = 422 if request.method == "POST" else 200
-        return render_template("auth/login.html", form=form), status
+        return render_template("auth/login.html", form=form), 422
 
     user = authenticate(form.email.data, form.password.data)
     if user is None:
         record_audit(
             "login_failed",
-            actor=(form.email.data or "")[:254],
+            actor=_attempted_as(form.email.data),
             summary="Sign-in failed: wrong email or password",
             ip_address=request.remote_addr,
         )
@@ -73,12 +87,11 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    user = current_user._get_current_object()
+    # Signing out signs out every device: remember-me cookies stolen earlier stop working too.
+    user.rotate_session_token()
     record_audit(
-        "logout",
-        user=current_user,
-        obj=current_user._get_current_object(),
-        summary="Signed out",
-        ip_address=request.remote_addr,
+        "logout", user=user, obj=user, summary="Signed out", ip_address=request.remote_addr
     )
     db.session.commit()
     # Clear first: logout_user() then leaves the flag that deletes the remember-me cookie.

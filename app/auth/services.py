@@ -102,6 +102,8 @@ def update_user(
     if new_active != user.active:
         changes["active"] = (user.active, new_active)
         user.active = new_active
+        if not new_active:
+            user.rotate_session_token()  # reactivating later does not revive old sessions
     if password:
         check_password_strength(password)
         user.set_password(password)

@@ -20,7 +20,7 @@ from app.models.message import (
 )
 from app.models.missive import MissiveConversation, MissiveConversationLabel, MissiveLabel
 from app.models.segment import Segment
-from app.models.system import AuditLog, JobOutcome, JobRun, Setting
+from app.models.system import ApiToken, AuditLog, JobOutcome, JobRun, Setting, WebhookEvent
 from app.models.types import UTCDateTime, utcnow
 from app.models.upload import Upload, UploadContact, UploadPurpose, UploadStatus
 from app.models.user import Role, User
@@ -29,6 +29,7 @@ __all__ = [
     "FINAL_STATUSES",
     "PENDING_STATUSES",
     "WEEKDAYS",
+    "ApiToken",
     "AuditLog",
     "Broadcast",
     "BroadcastSegment",
@@ -59,5 +60,6 @@ __all__ = [
     "UploadPurpose",
     "UploadStatus",
     "User",
+    "WebhookEvent",
     "utcnow",
 ]

@@ -72,6 +72,8 @@ class OutboundMessage(TimestampMixin, db.Model):
         sa.Index("ix_outbound_messages_status_claimed_at", "status", "claimed_at"),
         # Contact timeline, reply linking and undeliverable detection.
         sa.Index("ix_outbound_messages_contact_id_created_at", "contact_id", "created_at"),
+        sa.Index("ix_outbound_messages_segment_id", "segment_id"),
+        sa.Index("ix_outbound_messages_missive_conversation_id", "missive_conversation_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -123,6 +125,7 @@ class InboundMessage(db.Model):
         sa.UniqueConstraint("provider_id"),
         sa.Index("ix_inbound_messages_contact_id_received_at", "contact_id", "received_at"),
         sa.Index("ix_inbound_messages_reply_to_id", "reply_to_id"),
+        sa.Index("ix_inbound_messages_phone_received_at", "phone", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -70,6 +70,37 @@ class AuditLog(db.Model):
     user: Mapped[User | None] = relationship()
 
 
+class WebhookEvent(db.Model):
+    """The raw payload of one webhook call, kept RETENTION_DAYS for debugging and replays."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (sa.Index("ix_webhook_events_received_at", "received_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(sa.String(40))  # twilio_inbound, twilio_status, missive...
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    signature_ok: Mapped[bool] = mapped_column(default=False)
+    payload: Mapped[str] = mapped_column(sa.Text, default="")  # the raw body, as received
+    outcome: Mapped[str | None] = mapped_column(sa.String(200))
+
+
+class ApiToken(db.Model):
+    """A per-user API token; only its hash is stored, and it can be revoked."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (sa.Index("ix_api_tokens_user_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(120))
+    token_hash: Mapped[str] = mapped_column(sa.String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+
 class Setting(db.Model):
     """An organisation setting changed from the dashboard (staff test numbers, quiet hours...)."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -42,6 +43,8 @@ class User(UserMixin, TimestampMixin, db.Model):
     role: Mapped[Role] = mapped_column(str_enum(Role, "user_role"), default=Role.VIEWER)
     active: Mapped[bool] = mapped_column(default=True)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Part of the id in the session and remember-me cookies: rotating it signs out every device.
+    session_token: Mapped[str] = mapped_column(sa.String(64), default=lambda: secrets.token_hex(16))
 
     @staticmethod
     def normalize_email(email: str) -> str:
@@ -49,6 +52,14 @@ class User(UserMixin, TimestampMixin, db.Model):
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
+        self.rotate_session_token()
+
+    def rotate_session_token(self) -> None:
+        """Invalidate every session and remember-me cookie issued so far."""
+        self.session_token = secrets.token_hex(16)
+
+    def get_id(self) -> str:  # Flask-Login stores this in the session and remember-me cookie
+        return f"{self.id}:{self.session_token}"
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)

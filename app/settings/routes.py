@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
 
 from app.audit.services import record_audit
 from app.auth.services import create_user, list_users, update_user
@@ -41,6 +42,9 @@ def create():
             user = create_user(form.email.data, form.password.data, form.role.data, form.name.data)
         except ValidationError as exc:
             getattr(form, exc.field or "email").errors.append(exc.message)
+        except IntegrityError:  # the same email added at the same moment by someone else
+            db.session.rollback()
+            form.email.errors.append("A user with this email already exists.")
         else:
             record_audit(
                 "user_create",
@@ -56,14 +60,20 @@ def create():
     return render_template("settings/users.html", users=list_users(), form=form), 422
 
 
-@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@bp.get("/users/<int:user_id>")
 @require_role(Role.ADMIN)
 def edit(user_id: int):
     user = db.get_or_404(User, user_id)
-    form = EditUserForm(obj=user if request.method == "GET" else None)
-    if request.method == "GET":
-        form.role.data = str(user.role)
-        return render_template("settings/user_edit.html", user=user, form=form)
+    form = EditUserForm(obj=user)
+    form.role.data = str(user.role)
+    return render_template("settings/user_edit.html", user=user, form=form)
+
+
+@bp.post("/users/<int:user_id>")
+@require_role(Role.ADMIN)
+def update(user_id: int):
+    user = db.get_or_404(User, user_id)
+    form = EditUserForm()
     if form.validate_on_submit():
         try:
             changes = update_user(

@@ -6,6 +6,7 @@ from flask import Blueprint, current_app, jsonify, render_template, request
 
 from app.extensions import db
 from app.htmx import vary_on_htmx, wants_partial
+from app.pagination import page_number
 from app.security import public
 from app.system.services import (
     health_report,
@@ -31,7 +32,7 @@ def healthz():
 
 @bp.get("/")
 def index():
-    runs = db.paginate(job_runs_query(), per_page=20, error_out=False)
+    runs = db.paginate(job_runs_query(), page=page_number(), per_page=20, error_out=False)
     context = dict(
         health=health_report(current_app),
         queues=queue_statuses(current_app),

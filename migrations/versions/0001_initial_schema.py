@@ -1,21 +1,22 @@
 """Initial schema: the whole data model of SPEC section 2.
 
-Users, contacts, segments, the versioned weekly schedule, broadcasts (at most one `upcoming`, by a
-partial unique index) and their segment mix, campaigns, uploads with their rows, outbound messages
-(unique per send/contact/step, indexed for the tick's queries and per-send statistics), inbound
-messages (unique provider id), the Missive mirror, job runs, the audit log and settings.
+Users (with a rotating session token), contacts, segments, the versioned weekly schedule,
+broadcasts (at most one `upcoming`, by a partial unique index) and their segment mix, campaigns,
+uploads with their rows, outbound messages (unique per send/contact/step, indexed for the tick's
+queries and per-send statistics), inbound messages (unique provider id), the Missive mirror, job
+runs, the audit log, webhook payload logs, API tokens and settings.
 Statuses are VARCHAR + CHECK (portable to SQLite); timestamps are timestamptz.
 
-Revision ID: 93d924bf3c61
+Revision ID: e159fceb7848
 Revises:
-Create Date: 2026-11-24 02:34:22.622276
+Create Date: 2026-11-24 02:51:16.358380
 """
 from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
-revision = '93d924bf3c61'
+revision = 'e159fceb7848'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -73,12 +74,36 @@ def upgrade():
     sa.Column('role', sa.Enum('viewer', 'operator', 'admin', name='user_role', native_enum=False, create_constraint=True, length=12), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('last_login_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('session_token', sa.String(length=64), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint('email = lower(email)', name=op.f('ck_users_email_lowercase')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('email', name=op.f('uq_users_email'))
     )
+    op.create_table('webhook_events',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('source', sa.String(length=40), nullable=False),
+    sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('signature_ok', sa.Boolean(), nullable=False),
+    sa.Column('payload', sa.Text(), nullable=False),
+    sa.Column('outcome', sa.String(length=200), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_events'))
+    )
+    op.create_index('ix_webhook_events_received_at', 'webhook_events', ['received_at'], unique=False)
+    op.create_table('api_tokens',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=120), nullable=False),
+    sa.Column('token_hash', sa.String(length=128), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_used_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_api_tokens_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash'))
+    )
+    op.create_index('ix_api_tokens_user_id', 'api_tokens', ['user_id'], unique=False)
     op.create_table('audit_log',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
@@ -305,6 +330,8 @@ def upgrade():
     op.create_index('ix_outbound_messages_broadcast_id_status', 'outbound_messages', ['broadcast_id', 'status'], unique=False)
     op.create_index('ix_outbound_messages_campaign_id_status', 'outbound_messages', ['campaign_id', 'status'], unique=False)
     op.create_index('ix_outbound_messages_contact_id_created_at', 'outbound_messages', ['contact_id', 'created_at'], unique=False)
+    op.create_index('ix_outbound_messages_missive_conversation_id', 'outbound_messages', ['missive_conversation_id'], unique=False)
+    op.create_index('ix_outbound_messages_segment_id', 'outbound_messages', ['segment_id'], unique=False)
     op.create_index('ix_outbound_messages_status_claimed_at', 'outbound_messages', ['status', 'claimed_at'], unique=False)
     op.create_index('ix_outbound_messages_status_next_attempt_at', 'outbound_messages', ['status', 'next_attempt_at'], unique=False)
     op.create_index('ix_outbound_messages_status_scheduled_for', 'outbound_messages', ['status', 'scheduled_for'], unique=False)
@@ -326,16 +353,20 @@ def upgrade():
     sa.UniqueConstraint('provider_id', name=op.f('uq_inbound_messages_provider_id'))
     )
     op.create_index('ix_inbound_messages_contact_id_received_at', 'inbound_messages', ['contact_id', 'received_at'], unique=False)
+    op.create_index('ix_inbound_messages_phone_received_at', 'inbound_messages', ['phone', 'received_at'], unique=False)
     op.create_index('ix_inbound_messages_reply_to_id', 'inbound_messages', ['reply_to_id'], unique=False)
 
 
 def downgrade():
     op.drop_index('ix_inbound_messages_reply_to_id', table_name='inbound_messages')
+    op.drop_index('ix_inbound_messages_phone_received_at', table_name='inbound_messages')
     op.drop_index('ix_inbound_messages_contact_id_received_at', table_name='inbound_messages')
     op.drop_table('inbound_messages')
     op.drop_index('ix_outbound_messages_status_scheduled_for', table_name='outbound_messages')
     op.drop_index('ix_outbound_messages_status_next_attempt_at', table_name='outbound_messages')
     op.drop_index('ix_outbound_messages_status_claimed_at', table_name='outbound_messages')
+    op.drop_index('ix_outbound_messages_segment_id', table_name='outbound_messages')
+    op.drop_index('ix_outbound_messages_missive_conversation_id', table_name='outbound_messages')
     op.drop_index('ix_outbound_messages_contact_id_created_at', table_name='outbound_messages')
     op.drop_index('ix_outbound_messages_campaign_id_status', table_name='outbound_messages')
     op.drop_index('ix_outbound_messages_broadcast_id_status', table_name='outbound_messages')
@@ -361,6 +392,10 @@ def downgrade():
     op.drop_index('ix_audit_log_object_type_object_id', table_name='audit_log')
     op.drop_index('ix_audit_log_created_at', table_name='audit_log')
     op.drop_table('audit_log')
+    op.drop_index('ix_api_tokens_user_id', table_name='api_tokens')
+    op.drop_table('api_tokens')
+    op.drop_index('ix_webhook_events_received_at', table_name='webhook_events')
+    op.drop_table('webhook_events')
     op.drop_table('users')
     op.drop_table('missive_labels')
     op.drop_index('ix_job_runs_name_started_at', table_name='job_runs')

@@ -68,3 +68,23 @@ def test_message_content_is_escaped(admin_client, admin):
     db.session.commit()
     html = admin_client.get("/audit/").get_data(as_text=True)
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+
+
+def test_odd_page_numbers_and_extra_arguments_never_break_the_list(admin_client, admin):
+    for i in range(60):
+        record_audit("user_update", user=admin, summary=f"entry {i:02d}")
+    db.session.commit()
+    for query in (
+        "page=abc",
+        "page=-1",
+        "page=0",
+        "page=999999999999999999",
+        "page=1.5",
+        "endpoint=x",
+        "_external=1&_anchor=x",
+        "q=%25&action=nope",
+    ):
+        response = admin_client.get(f"/audit/?{query}")
+        assert response.status_code == 200, query
+    html = admin_client.get("/audit/?q=entry&endpoint=x").get_data(as_text=True)
+    assert 'href="/audit/?page=2&amp;q=entry"' in html

@@ -8,7 +8,7 @@ from flask import Flask
 from app.models import Role
 from app.security import require_role
 
-PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "static"}
+PUBLIC_ENDPOINTS = {"auth.login", "auth.create_session", "health.healthz", "static"}
 
 
 def _sample_url(app: Flask, rule) -> str:

@@ -111,20 +111,40 @@ def test_repeated_failures_are_rate_limited_per_address(client, viewer, app):
 
 
 def test_failures_from_many_addresses_are_rate_limited_per_email(client, viewer, app):
-    limit = int(app.config["LOGIN_RATE_LIMIT"].split()[0])
-    for i in range(limit):
+    app.config["LOGIN_EMAIL_RATE_LIMIT"] = "4 per hour"
+    try:
+        for i in range(4):  # one failure from each of four addresses: under the per-address limit
+            response = client.post(
+                "/auth/login",
+                data={"email": viewer.email, "password": "wrong"},
+                environ_base={"REMOTE_ADDR": f"10.0.0.{i + 1}"},
+            )
+            assert response.status_code == 401
         response = client.post(
             "/auth/login",
-            data={"email": viewer.email, "password": "wrong"},
-            environ_base={"REMOTE_ADDR": f"10.0.0.{i + 1}"},
+            data={"email": viewer.email, "password": PASSWORD},
+            environ_base={"REMOTE_ADDR": "10.0.1.1"},
         )
-        assert response.status_code == 401
+    finally:
+        app.config["LOGIN_EMAIL_RATE_LIMIT"] = "50 per hour"
+    assert response.status_code == 429
+
+
+def test_a_few_addresses_cannot_lock_an_account_out(client, viewer, app):
+    per_address = int(app.config["LOGIN_RATE_LIMIT"].split()[0])
+    for address in ("10.0.0.1", "10.0.0.2"):
+        for _ in range(per_address):
+            client.post(
+                "/auth/login",
+                data={"email": viewer.email, "password": "wrong"},
+                environ_base={"REMOTE_ADDR": address},
+            )
     response = client.post(
         "/auth/login",
         data={"email": viewer.email, "password": PASSWORD},
-        environ_base={"REMOTE_ADDR": "10.0.1.1"},
+        environ_base={"REMOTE_ADDR": "192.0.2.10"},
     )
-    assert response.status_code == 429
+    assert response.status_code == 302
 
 
 def test_successful_sign_ins_do_not_count_towards_the_limit(client, viewer, app):
@@ -155,3 +175,48 @@ def test_htmx_requests_carry_the_csrf_token_in_a_header(client, admin, csrf_enab
     assert without.headers["HX-Retarget"] == "#flash"
     with_token = client.post("/auth/logout", headers={"HX-Request": "true", "X-CSRFToken": token})
     assert with_token.status_code == 302, with_token.data
+
+
+def _remember_cookie(response) -> str:
+    header = next(
+        c for c in response.headers.getlist("Set-Cookie") if c.startswith("remember_token=")
+    )
+    return header.split(";")[0].split("=", 1)[1]
+
+
+def test_a_remember_me_cookie_alone_signs_you_in(client, viewer, app):
+    token = _remember_cookie(sign_in(client, viewer, remember="y"))
+    fresh = app.test_client()
+    fresh.set_cookie("remember_token", token)
+    assert fresh.get("/").status_code == 200
+
+
+def test_a_copied_remember_me_cookie_stops_working_after_sign_out(client, viewer, app):
+    token = _remember_cookie(sign_in(client, viewer, remember="y"))
+    client.post("/auth/logout")
+    thief = app.test_client()
+    thief.set_cookie("remember_token", token)
+    assert thief.get("/").status_code == 302
+
+
+def test_a_password_change_signs_out_every_device(client, viewer, app):
+    token = _remember_cookie(sign_in(client, viewer, remember="y"))
+    viewer.set_password("a-brand-new-password")
+    db.session.commit()
+    assert client.get("/").status_code == 302
+    other = app.test_client()
+    other.set_cookie("remember_token", token)
+    assert other.get("/").status_code == 302
+
+
+def test_a_nul_character_is_a_400_not_a_500(client, viewer):
+    response = client.post("/auth/login", data={"email": "a\x00b@example.org", "password": "x"})
+    assert response.status_code == 400
+    assert b"NUL character" in response.data
+    assert client.get("/auth/login?next=%00").status_code == 400
+
+
+def test_a_failed_attempt_never_stores_what_looks_like_a_password(client):
+    client.post("/auth/login", data={"email": "hunter2-secret", "password": "x"})
+    entry = db.session.scalar(sa.select(AuditLog).where(AuditLog.action == "login_failed"))
+    assert entry.actor == "(not an email address)"

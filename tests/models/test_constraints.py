@@ -148,3 +148,15 @@ def test_naive_datetimes_are_refused_rather_than_guessed():
         with db.session.begin_nested():
             UserFactory(last_login_at=datetime(2026, 1, 1, 12, 0))
             db.session.flush()
+
+
+def test_the_database_itself_refuses_statuses_outside_the_enum():
+    with pytest.raises(IntegrityError):
+        with db.session.begin_nested():
+            db.session.execute(
+                sa.text(
+                    "INSERT INTO users (email, name, password_hash, role, active, session_token,"
+                    " created_at, updated_at) VALUES ('x@example.org', '', 'x', 'superuser', true,"
+                    " 't', now(), now())"
+                )
+            )

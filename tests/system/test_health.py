@@ -60,3 +60,20 @@ def test_system_page_still_renders_when_redis_is_down(make_user, make_app):
     page = client.get("/system/")
     assert page.status_code == 200
     assert b"Redis does not answer" in page.data
+
+
+def test_job_runs_page_and_partial(viewer_client):
+    from app.extensions import db
+    from app.models import JobOutcome, JobRun
+
+    db.session.add_all(
+        [JobRun(name="tick", outcome=JobOutcome.SUCCESS, counts={"work": i}) for i in range(25)]
+    )
+    db.session.commit()
+    page = viewer_client.get("/system/").get_data(as_text=True)
+    assert "<html" in page and 'id="system-job-runs"' in page and "Older runs" in page
+    partial = viewer_client.get("/system/?page=2", headers={"HX-Request": "true"})
+    html = partial.get_data(as_text=True)
+    assert partial.status_code == 200 and "<html" not in html
+    assert html.count("<tr>") == 1 + 5  # header row + the 5 oldest of 25 runs
+    assert viewer_client.get("/system/?page=99999999999999999999").status_code == 200
