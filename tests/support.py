@@ -77,6 +77,18 @@ def run_flask(
     )
 
 
+def run_worker_py(args: list[str], env: dict[str, str], timeout: int = 120):
+    """Run `python worker.py ARGS` as the Procfile would; returns the completed process."""
+    return subprocess.run(
+        [sys.executable, "worker.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from app.placeholders import coming_soon_blueprint
 
-bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
-
-
-@bp.get("/")
-def index():
-    return render_template(
-        "placeholders/coming_soon.html",
-        title="Campaigns",
-        description="One-off sends to segments and labels, an uploaded list, or personalized CSV rows: upcoming, new, history and results.",
-    )
+bp = coming_soon_blueprint(
+    "campaigns",
+    "Campaigns",
+    "One-off sends to segments and labels, an uploaded list, or personalized CSV rows: upcoming, new, history and results.",
+)

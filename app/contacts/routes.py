@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from app.placeholders import coming_soon_blueprint
 
-bp = Blueprint("contacts", __name__, url_prefix="/contacts")
-
-
-@bp.get("/")
-def index():
-    return render_template(
-        "placeholders/coming_soon.html",
-        title="Contacts",
-        description="Searching contacts, a timeline of every message in and out, unsubscribe and exclude toggles, and CSV import.",
-    )
+bp = coming_soon_blueprint(
+    "contacts",
+    "Contacts",
+    "Searching contacts, a timeline of every message in and out, unsubscribe and exclude toggles, and CSV import.",
+)

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from app.placeholders import coming_soon_blueprint
 
-bp = Blueprint("segments", __name__, url_prefix="/segments")
-
-
-@bp.get("/")
-def index():
-    return render_template(
-        "placeholders/coming_soon.html",
-        title="Segments",
-        description="Saved audience rules with a builder that shows the live count of eligible contacts.",
-    )
+bp = coming_soon_blueprint(
+    "segments",
+    "Segments",
+    "Saved audience rules with a builder that shows the live count of eligible contacts.",
+)

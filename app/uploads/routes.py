@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from app.placeholders import coming_soon_blueprint
 
-bp = Blueprint("uploads", __name__, url_prefix="/uploads")
-
-
-@bp.get("/")
-def index():
-    return render_template(
-        "placeholders/coming_soon.html",
-        title="Uploads",
-        description="Every CSV file uploaded, its validation report, and the rows that were rejected.",
-    )
+bp = coming_soon_blueprint(
+    "uploads",
+    "Uploads",
+    "Every CSV file uploaded, its validation report, and the rows that were rejected.",
+)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import sqlalchemy as sa
 from rq import Queue
@@ -15,7 +12,7 @@ from app.jobs import QUEUE_DEFAULT, QUEUES, get_queue
 from app.jobs.schedule import ID_PREFIX, PERIODIC_JOBS, register_periodic_jobs
 from app.jobs.tick import tick
 from app.models import JobOutcome, JobRun
-from tests.support import ROOT, drop_database, recreate_database, run_flask, test_env
+from tests.support import drop_database, recreate_database, run_flask, run_worker_py, test_env
 
 
 def test_tick_records_a_successful_job_run(app):
@@ -54,14 +51,7 @@ def test_registering_periodic_jobs_twice_keeps_one_job_per_fixed_id(redis_conn):
 def test_scheduler_process_registers_jobs_and_is_idempotent(redis_conn, tmp_path):
     env = test_env(DATABASE_URL=f"sqlite:///{tmp_path / 'unused.db'}")
     for _ in range(2):
-        done = subprocess.run(
-            [sys.executable, "worker.py", "scheduler", "--register-only"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = run_worker_py(["scheduler", "--register-only"], env)
         assert done.returncode == 0, done.stderr
     scheduler = Scheduler(queue_name=QUEUE_DEFAULT, connection=redis_conn)
     assert [job.id for job in scheduler.get_jobs()] == [ID_PREFIX + "tick"]
@@ -80,14 +70,7 @@ def test_a_real_rq_worker_runs_the_tick_inside_the_app(redis_conn):
         env = test_env(DATABASE_URL=url)
         assert run_flask(["db", "upgrade"], env).returncode == 0
         Queue(QUEUE_DEFAULT, connection=redis_conn).enqueue("app.jobs.tick.tick")
-        worker = subprocess.run(
-            [sys.executable, "worker.py", "worker", "--burst"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        worker = run_worker_py(["worker", "--burst"], env)
         assert worker.returncode == 0, worker.stderr
         engine = sa.create_engine(url)
         with engine.connect() as conn:
