@@ -56,3 +56,24 @@ def test_sqlite_enforces_foreign_keys(tmp_path):
                     " position) VALUES (999, 999, 10, 0, 0)"
                 )
             )
+
+
+def test_sqlite_gives_back_utc_aware_timestamps(tmp_path):
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from app.extensions import db
+    from app.models import JobRun
+    from tests.support import make_test_config
+
+    url = f"sqlite:///{tmp_path / 'tz.db'}"
+    assert run_flask(["db", "upgrade"], test_env(DATABASE_URL=url)).returncode == 0
+    app = create_app(make_test_config(database_url=url))
+    detroit = timezone(timedelta(hours=-4))
+    with app.app_context():
+        run = JobRun(name="tick", started_at=datetime(2026, 7, 1, 8, 0, tzinfo=detroit))
+        db.session.add(run)
+        db.session.commit()
+        db.session.expire_all()
+        loaded = db.session.get(JobRun, run.id)
+        assert loaded.started_at == datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+        assert loaded.started_at.tzinfo == UTC
