@@ -134,6 +134,6 @@ def register_security(app: Flask) -> None:
         # A signed-out device, a password change or a deactivation rotated the token.
         return user if hmac.compare_digest(user.session_token, token) else None
 
+    app.before_request(_require_login)  # first: nothing of an anonymous request is parsed
     app.before_request(_reject_nul_bytes)
-    app.before_request(_require_login)
     app.after_request(_security_headers)
