@@ -184,19 +184,22 @@ def _remember_cookie(response) -> str:
     return header.split(";")[0].split("=", 1)[1]
 
 
+def _status_with_only_the_cookie(app, token: str) -> int:
+    """What another browser holding just this remember-me cookie gets for the overview."""
+    other = app.test_client()
+    other.set_cookie("remember_token", token)
+    return other.get("/").status_code
+
+
 def test_a_remember_me_cookie_alone_signs_you_in(client, viewer, app):
     token = _remember_cookie(sign_in(client, viewer, remember="y"))
-    fresh = app.test_client()
-    fresh.set_cookie("remember_token", token)
-    assert fresh.get("/").status_code == 200
+    assert _status_with_only_the_cookie(app, token) == 200
 
 
 def test_a_copied_remember_me_cookie_stops_working_after_sign_out(client, viewer, app):
     token = _remember_cookie(sign_in(client, viewer, remember="y"))
     client.post("/auth/logout")
-    thief = app.test_client()
-    thief.set_cookie("remember_token", token)
-    assert thief.get("/").status_code == 302
+    assert _status_with_only_the_cookie(app, token) == 302
 
 
 def test_a_password_change_signs_out_every_device(client, viewer, app):
@@ -204,9 +207,7 @@ def test_a_password_change_signs_out_every_device(client, viewer, app):
     viewer.set_password("a-brand-new-password")
     db.session.commit()
     assert client.get("/").status_code == 302
-    other = app.test_client()
-    other.set_cookie("remember_token", token)
-    assert other.get("/").status_code == 302
+    assert _status_with_only_the_cookie(app, token) == 302
 
 
 def test_a_nul_character_is_a_400_not_a_500(client, viewer):
