@@ -27,7 +27,7 @@ from tests.support import (
 
 CHROMIUM = Path(os.environ.get("BROWSER_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-E2E_DATABASE = "broadcaster_test_e2e"
+E2E_DATABASE = os.environ.get("TEST_E2E_DATABASE", "broadcaster_test_e2e")
 # Its own Redis database, so the server's rate-limit counters and queues never meet the
 # in-process tests, which flush theirs (TEST_REDIS_URL) before every test.
 E2E_REDIS_URL = os.environ.get("TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/13")
