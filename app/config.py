@@ -101,6 +101,17 @@ def _secret_key(env: dict[str, str]) -> str:
     return path.read_text().strip()
 
 
+def parse_backoff(raw: str) -> tuple[int, ...]:
+    """`60,300,900` → (60, 300, 900): seconds to wait before each retry; their count is the limit."""
+    try:
+        values = tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError as exc:
+        raise ConfigError(f"RETRY_BACKOFF_SECONDS must look like 60,300,900, got {raw!r}") from exc
+    if not values or min(values) < 0:
+        raise ConfigError(f"RETRY_BACKOFF_SECONDS must look like 60,300,900, got {raw!r}")
+    return values
+
+
 def load_config(env: dict[str, str] | None = None) -> dict[str, Any]:
     """Build the settings dict from `env` (default: the process environment)."""
     if env is None:
@@ -154,6 +165,17 @@ def load_config(env: dict[str, str] | None = None) -> dict[str, Any]:
         "MISSIVE_UNDELIVERABLE_LABEL_ID": _str(env, "MISSIVE_UNDELIVERABLE_LABEL_ID"),
         "MISSIVE_ARCHIVE_LABEL_ID": _str(env, "MISSIVE_ARCHIVE_LABEL_ID"),
         "SEND_RATE_MPS": _float(env, "SEND_RATE_MPS", 1.0),
+        # The engine's knobs (SPEC 6): parallel provider calls per batch, messages claimed at once,
+        # retry backoff, how long a claim may stay unresolved before recovery asks the provider.
+        "SEND_CONCURRENCY": _int(env, "SEND_CONCURRENCY", 8, minimum=1),
+        "SEND_CLAIM_MAX": _int(env, "SEND_CLAIM_MAX", 200, minimum=1),
+        "SEND_PARALLEL_JOBS": _int(env, "SEND_PARALLEL_JOBS", 4, minimum=1),
+        "RETRY_BACKOFF_SECONDS": parse_backoff(_str(env, "RETRY_BACKOFF_SECONDS", "60,300,900")),
+        "STALE_CLAIM_SECONDS": _int(env, "STALE_CLAIM_SECONDS", 300, minimum=1),
+        "PROVIDER_CONNECT_TIMEOUT": _float(env, "PROVIDER_CONNECT_TIMEOUT", 5.0),
+        "PROVIDER_READ_TIMEOUT": _float(env, "PROVIDER_READ_TIMEOUT", 20.0),
+        "SIMULATOR_STATUS_DELAY_SECONDS": _int(env, "SIMULATOR_STATUS_DELAY_SECONDS", 3),
+        "REDIS_KEY_PREFIX": _str(env, "REDIS_KEY_PREFIX", "broadcaster"),
         "QUIET_HOURS": parse_quiet_hours(_str(env, "QUIET_HOURS", "09:00-20:00")),
         "PUBLIC_BASE_URL": _str(env, "PUBLIC_BASE_URL", "http://localhost:5000").rstrip("/"),
         "BROADCAST_CATCHUP_MINUTES": _int(env, "BROADCAST_CATCHUP_MINUTES", 60),

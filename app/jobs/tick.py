@@ -1,14 +1,41 @@
-"""The every-minute tick. For now it only records that it ran; the sending engine fills it in."""
+"""The every-minute tick: release due follow-ups and retries, recover stale claims, keep sending."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
+from flask import current_app
+
+from app.extensions import db
 from app.jobs.runs import recorded_run
+from app.jobs.sending import enqueue_sending
+from app.models import JobOutcome, JobRun, utcnow
+from app.sending.recovery import recover_stale_claims, release_due
+
+# A job run still "running" after this long belonged to a worker that died; it is closed.
+ABANDONED_RUN_AFTER = timedelta(hours=2)
 
 
 def tick() -> dict[str, Any]:
-    """Record one job run. Safe to run twice: each call is one independent run row."""
+    """One pass of the engine's periodic work. Safe to run twice or concurrently: every step is
+    a conditional update, and enqueueing only tops the drain jobs up."""
+    app = current_app._get_current_object()
     with recorded_run("tick") as run:
-        run.counts["work"] = 0
+        run.counts.update(release_due())
+        run.counts.update(recover_stale_claims(app))
+        run.counts["abandoned_runs"] = close_abandoned_runs()
+        run.counts["send_jobs_enqueued"] = enqueue_sending(app)
     return {"run_id": run.run_id, **run.counts}
+
+
+def close_abandoned_runs() -> int:
+    cutoff = utcnow() - ABANDONED_RUN_AFTER
+    closed = db.session.execute(
+        sa.update(JobRun)
+        .where(JobRun.outcome == JobOutcome.RUNNING, JobRun.started_at < cutoff)
+        .values(outcome=JobOutcome.FAILED, finished_at=utcnow(), error="abandoned: the worker died")
+    ).rowcount
+    db.session.commit()
+    return closed or 0

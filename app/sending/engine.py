@@ -1,0 +1,417 @@
+"""The pipeline (SPEC 6.3): claim a batch, re-check it, send it paced and in parallel, record it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+
+from app.extensions import db
+from app.models import (
+    Broadcast,
+    Campaign,
+    Contact,
+    ExcludeReason,
+    MessageStatus,
+    OutboundMessage,
+    Step,
+    utcnow,
+)
+from app.sending.contacts import exclude_contacts, unsubscribe_contacts
+from app.sending.outbound import insert_ignoring_duplicates
+from app.sending.policy import (
+    RETRY_LIMIT_REASON,
+    ContactEffect,
+    Outcome,
+    SendResult,
+    next_attempt_time,
+)
+from app.sending.quiet import next_opening, quiet_window, recipient_zone
+from app.sending.sms import sms_segments
+from app.sending.transports import (
+    OutboundItem,
+    SimulatorTransport,
+    Transport,
+    get_transport,
+    sender_bucket,
+)
+
+log = logging.getLogger(__name__)
+T = OutboundMessage.__table__
+# Results are written as they come, in small bulk statements, so a worker that dies mid-batch
+# leaves as few messages as possible for recovery to look up.
+FLUSH_EVERY = 50
+FLUSH_SECONDS = 0.5
+
+
+CLAIMED_COLUMNS = (
+    T.c.id,
+    T.c.contact_id,
+    T.c.step,
+    T.c.body,
+    T.c.sms_segments,
+    T.c.broadcast_id,
+    T.c.campaign_id,
+    T.c.segment_id,
+    T.c.attempts,
+    T.c.claimed_at,
+)
+
+
+def status_is(*statuses: MessageStatus) -> sa.ColumnElement[bool]:
+    """`status = a OR status = b`: unlike IN, usable in an executemany statement."""
+    return sa.or_(*(T.c.status == status for status in statuses))
+
+
+@dataclass
+class Claimed:
+    id: int
+    contact_id: int
+    step: str
+    body: str
+    sms_segments: int
+    broadcast_id: int | None
+    campaign_id: int | None
+    segment_id: int | None
+    attempts: int
+    claimed_at: datetime
+    phone: str = ""
+
+
+@dataclass
+class BatchSummary:
+    claimed: int = 0
+    skipped: int = 0
+    held: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"claimed": self.claimed, "skipped": self.skipped, "held": self.held, **self.counts}
+
+
+def claim_size(app: Flask) -> int:
+    """Messages one claim takes: about 30 seconds of the sender's pace, within SEND_CLAIM_MAX,
+    so a claimed message waits far less than STALE_CLAIM_SECONDS for its turn."""
+    return max(1, min(app.config["SEND_CLAIM_MAX"], int(app.config["SEND_RATE_MPS"] * 30)))
+
+
+def claim_batch(limit: int, now: datetime | None = None) -> list[Claimed]:
+    """`queued → sending` for up to `limit` messages, oldest first; commits.
+
+    On PostgreSQL the candidate rows are locked with SKIP LOCKED, so concurrent workers each get
+    different messages and none waits for another; the status check is repeated in the UPDATE, so
+    only a successful claim ever leads to a provider call.
+    """
+    now = now or utcnow()
+    candidates = (
+        sa.select(T.c.id)
+        .where(T.c.status == MessageStatus.QUEUED)
+        .order_by(T.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("claim")
+    )
+    # A CTE, evaluated once: `id IN (subquery with LIMIT)` may be rescanned by the planner and
+    # then claim more than `limit` rows.
+    stmt = (
+        sa.update(T)
+        .where(T.c.id == candidates.c.id, T.c.status == MessageStatus.QUEUED)
+        .values(status=MessageStatus.SENDING, claimed_at=now, attempts=T.c.attempts + 1)
+        .returning(*CLAIMED_COLUMNS)
+    )
+    rows = db.session.execute(stmt).all()
+    db.session.commit()
+    return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
+
+
+def screen_claimed(app: Flask, claimed: list[Claimed], summary: BatchSummary) -> list[Claimed]:
+    """Re-check eligibility and quiet hours of a fresh claim; returns what may be sent now.
+
+    Unsubscribed or excluded contacts' messages become `skipped`; messages outside the
+    recipient's allowed hours go back to `scheduled` until the window opens (the claim's
+    attempt is given back). Commits.
+    """
+    if not claimed:
+        return []
+    contacts = {
+        row.id: row
+        for row in db.session.execute(
+            sa.select(
+                Contact.id,
+                Contact.phone,
+                Contact.unsubscribed,
+                Contact.excluded,
+                Contact.time_zone,
+            ).where(Contact.id.in_({c.contact_id for c in claimed}))
+        )
+    }
+    window = quiet_window(app)
+    now = utcnow()
+    ready, skipped, held = [], [], []
+    for item in claimed:
+        contact = contacts.get(item.contact_id)
+        if contact is None or contact.unsubscribed or contact.excluded:
+            reason = "unsubscribed" if contact is not None and contact.unsubscribed else "excluded"
+            skipped.append({"_id": item.id, "_reason": f"no longer eligible ({reason})"})
+            continue
+        item.phone = contact.phone
+        if window is not None:
+            zone = recipient_zone(contact.time_zone, contact.phone, app.config["APP_TIMEZONE"])
+            opening = next_opening(now, zone, window)
+            if opening is not None:
+                held.append({"_id": item.id, "_at": opening})
+                continue
+        ready.append(item)
+    if skipped:
+        db.session.execute(
+            sa.update(T)
+            .where(T.c.id == sa.bindparam("_id"), T.c.status == MessageStatus.SENDING)
+            .values(status=MessageStatus.SKIPPED, cancel_reason=sa.bindparam("_reason")),
+            skipped,
+        )
+    if held:
+        db.session.execute(
+            sa.update(T)
+            .where(T.c.id == sa.bindparam("_id"), T.c.status == MessageStatus.SENDING)
+            .values(
+                status=MessageStatus.SCHEDULED,
+                scheduled_for=sa.bindparam("_at"),
+                claimed_at=None,
+                attempts=T.c.attempts - 1,
+            ),
+            held,
+        )
+    if skipped or held:
+        db.session.commit()
+    summary.skipped += len(skipped)
+    summary.held += len(held)
+    return ready
+
+
+def _send_one(transport: Transport, bucket, item: Claimed) -> SendResult:
+    bucket.acquire(item.sms_segments)
+    return transport.send(
+        OutboundItem(id=item.id, to=item.phone, body=item.body, sms_segments=item.sms_segments)
+    )
+
+
+def send_claimed(app: Flask, transport: Transport, ready: list[Claimed], summary: BatchSummary):
+    """Send with at most `transport.concurrency` calls in flight; write results as they come."""
+    if not ready:
+        return
+    bucket = sender_bucket(app, transport)
+    pending: list[tuple[Claimed, SendResult]] = []
+    last_flush = time.monotonic()
+    with ThreadPoolExecutor(max_workers=transport.concurrency) as pool:
+        futures: dict[Future, Claimed] = {
+            pool.submit(_send_one, transport, bucket, item): item for item in ready
+        }
+        remaining = set(futures)
+        while remaining:
+            done, remaining = wait(remaining, timeout=FLUSH_SECONDS, return_when=FIRST_COMPLETED)
+            for future in done:
+                item = futures[future]
+                error = future.exception()
+                if error is not None:
+                    # Not a provider answer (Redis gone while pacing, a bug): the call may or may
+                    # not have happened, so recovery decides, never a blind resend.
+                    log.exception("send of message %s raised", item.id, exc_info=error)
+                    result = SendResult(Outcome.UNKNOWN, error_message=f"worker error: {error!r}")
+                else:
+                    result = future.result()
+                pending.append((item, result))
+            if len(pending) >= FLUSH_EVERY or (
+                pending and time.monotonic() - last_flush >= FLUSH_SECONDS
+            ):
+                record_results(app, transport, pending, summary)
+                pending = []
+                last_flush = time.monotonic()
+    if pending:
+        record_results(app, transport, pending, summary)
+
+
+def record_results(
+    app: Flask,
+    transport: Transport,
+    results: Iterable[tuple[Claimed, SendResult]],
+    summary: BatchSummary | None = None,
+) -> None:
+    """Write a chunk of results in bulk, create follow-ups, apply contact effects; commits.
+
+    Every UPDATE requires the row to still be `sending` or `unknown` (ours): a status callback
+    that got there first is never overwritten.
+    """
+    now = utcnow()
+    backoff = app.config["RETRY_BACKOFF_SECONDS"]
+    accepted, retrying, failed, unknown = [], [], [], []
+    unsubscribe, exclude = [], []
+    first_steps: list[Claimed] = []
+    for item, result in results:
+        if summary is not None:
+            summary.counts[result.outcome.value] += 1
+        if result.outcome is Outcome.ACCEPTED:
+            accepted.append(
+                {
+                    "_id": item.id,
+                    "_sid": result.provider_sid,
+                    "_pstatus": result.provider_status,
+                    "_conv": result.conversation_id,
+                }
+            )
+            if item.step == Step.FIRST:
+                first_steps.append(item)
+        elif result.outcome is Outcome.RETRY:
+            at = next_attempt_time(item.attempts, now, backoff, result.retry_after)
+            if at is None:
+                failed.append(
+                    _failure(item, result, f"{RETRY_LIMIT_REASON}: {result.error_message}")
+                )
+            else:
+                retrying.append({**_failure(item, result, result.error_message), "_at": at})
+        elif result.outcome is Outcome.UNKNOWN:
+            unknown.append({"_id": item.id, "_msg": result.error_message})
+        else:
+            failed.append(_failure(item, result, result.error_message))
+            if result.contact_effect is ContactEffect.UNSUBSCRIBE:
+                unsubscribe.append(item.contact_id)
+            elif result.contact_effect is ContactEffect.EXCLUDE:
+                exclude.append(item.contact_id)
+
+    ours = status_is(MessageStatus.SENDING, MessageStatus.UNKNOWN)
+    by_id = T.c.id == sa.bindparam("_id")
+    if accepted:
+        db.session.execute(
+            sa.update(T)
+            .where(by_id, ours)
+            .values(
+                status=MessageStatus.SENT,
+                provider_sid=sa.bindparam("_sid"),
+                provider_status=sa.bindparam("_pstatus"),
+                missive_conversation_id=sa.bindparam("_conv"),
+                transport=transport.name,
+                sent_at=now,
+                error_code=None,
+                error_message=None,
+                next_attempt_at=None,
+            ),
+            accepted,
+        )
+    if retrying:
+        db.session.execute(
+            sa.update(T)
+            .where(by_id, ours)
+            .values(
+                status=MessageStatus.RETRYING,
+                next_attempt_at=sa.bindparam("_at"),
+                error_code=sa.bindparam("_code"),
+                error_message=sa.bindparam("_msg"),
+                claimed_at=None,
+            ),
+            retrying,
+        )
+    if failed:
+        db.session.execute(
+            sa.update(T)
+            .where(by_id, ours)
+            .values(
+                status=MessageStatus.FAILED,
+                error_code=sa.bindparam("_code"),
+                error_message=sa.bindparam("_msg"),
+                failed_at=now,
+                transport=transport.name,
+            ),
+            failed,
+        )
+    if unknown:
+        # The claim time restarts here: recovery looks the message up once it is stale.
+        db.session.execute(
+            sa.update(T)
+            .where(by_id, T.c.status == MessageStatus.SENDING)
+            .values(
+                status=MessageStatus.UNKNOWN,
+                error_message=sa.bindparam("_msg"),
+                claimed_at=now,
+                transport=transport.name,
+            ),
+            unknown,
+        )
+    if first_steps:
+        create_follow_ups(first_steps, now)
+    if unsubscribe:
+        unsubscribe_contacts(unsubscribe, "the carrier reports the recipient opted out (21610)")
+    if exclude:
+        exclude_contacts(exclude, ExcludeReason.INVALID_NUMBER, "the provider refused the number")
+    db.session.commit()
+    if accepted and isinstance(transport, SimulatorTransport):
+        from app.jobs.sending import schedule_simulated_statuses
+
+        schedule_simulated_statuses(app, [row["_id"] for row in accepted])
+
+
+def _failure(item: Claimed, result: SendResult, message: str | None) -> dict[str, Any]:
+    return {"_id": item.id, "_code": result.error_code, "_msg": (message or "")[:2000]}
+
+
+def create_follow_ups(first_steps: list[Claimed], accepted_at: datetime) -> int:
+    """The second message of each accepted first message, `scheduled` at acceptance + delay.
+
+    Idempotent: the unique (send, contact, step) key makes a second attempt create nothing.
+    """
+    broadcast_ids = {c.broadcast_id for c in first_steps if c.broadcast_id}
+    campaign_ids = {c.campaign_id for c in first_steps if c.campaign_id}
+    sends: dict[tuple[str, int], tuple[str | None, int]] = {}
+    if broadcast_ids:
+        for row in db.session.execute(
+            sa.select(Broadcast.id, Broadcast.second_message, Broadcast.delay_seconds).where(
+                Broadcast.id.in_(broadcast_ids)
+            )
+        ):
+            sends[("b", row.id)] = (row.second_message, row.delay_seconds)
+    if campaign_ids:
+        for row in db.session.execute(
+            sa.select(Campaign.id, Campaign.second_message, Campaign.delay_seconds).where(
+                Campaign.id.in_(campaign_ids)
+            )
+        ):
+            sends[("c", row.id)] = (row.second_message, row.delay_seconds)
+    rows = []
+    for item in first_steps:
+        key = ("b", item.broadcast_id) if item.broadcast_id else ("c", item.campaign_id)
+        second, delay = sends.get(key, (None, 0))
+        if not second or not second.strip():
+            continue
+        rows.append(
+            {
+                "broadcast_id": item.broadcast_id,
+                "campaign_id": item.campaign_id,
+                "contact_id": item.contact_id,
+                "step": Step.SECOND,
+                "body": second,
+                "segment_id": item.segment_id,
+                "status": MessageStatus.SCHEDULED,
+                "scheduled_for": accepted_at + timedelta(seconds=delay or 0),
+                "sms_segments": sms_segments(second),
+                "attempts": 0,
+                "created_at": accepted_at,
+                "updated_at": accepted_at,
+            }
+        )
+    return insert_ignoring_duplicates(rows)
+
+
+def send_batch(app: Flask, limit: int | None = None) -> BatchSummary:
+    """Claim one batch and take it all the way to recorded results."""
+    summary = BatchSummary()
+    claimed = claim_batch(limit or claim_size(app))
+    summary.claimed = len(claimed)
+    ready = screen_claimed(app, claimed, summary)
+    send_claimed(app, get_transport(app), ready, summary)
+    return summary

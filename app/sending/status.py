@@ -1,0 +1,124 @@
+"""Provider status updates (callbacks, the simulator, reconciliation), applied monotonically."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import ExcludeReason, MessageStatus, OutboundMessage, utcnow
+from app.sending.contacts import EXCLUDE_AT_ONCE_CODES, exclude_contacts
+
+# How far along each provider status is. A status only ever replaces one of lower rank, so a late
+# `sent` never overwrites `delivered`, and a duplicate changes nothing.
+PROVIDER_RANK: dict[str, int] = {
+    "accepted": 1,
+    "scheduled": 1,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 5,
+    "undelivered": 5,
+    "failed": 5,
+    "canceled": 5,
+    "partially_delivered": 5,
+    "read": 6,
+}
+PROVIDER_TO_STATUS: dict[str, MessageStatus] = {
+    "delivered": MessageStatus.DELIVERED,
+    "read": MessageStatus.DELIVERED,
+    "partially_delivered": MessageStatus.DELIVERED,
+    "undelivered": MessageStatus.UNDELIVERED,
+    "failed": MessageStatus.FAILED,
+    "canceled": MessageStatus.FAILED,
+}
+# Our statuses a provider status may move forward; `cancelled`/`skipped` rows were never sent.
+UPDATABLE = (
+    MessageStatus.SENDING,
+    MessageStatus.UNKNOWN,
+    MessageStatus.SENT,
+    MessageStatus.DELIVERED,
+    MessageStatus.UNDELIVERED,
+    MessageStatus.FAILED,
+)
+
+
+def provider_rank_sql(column: sa.ColumnElement[str | None]) -> sa.ColumnElement[int]:
+    return sa.case(*((column == name, rank) for name, rank in PROVIDER_RANK.items()), else_=0)
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    provider_status: str
+    message_id: int | None = None
+    provider_sid: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+def apply_status_update(update: StatusUpdate) -> bool:
+    """Apply one provider status to its message (found by our id, else by SID); returns whether
+    anything changed. Unknown provider statuses are stored but move nothing. The caller commits.
+
+    The rank check is in the UPDATE's WHERE, so two callbacks racing each other cannot move a
+    message backwards. A message still `sending` or `unknown` is resolved by a callback: it
+    becomes `sent` (or its final status) with the SID.
+    """
+    status = (update.provider_status or "").strip().lower()[:40]
+    if not status or (update.message_id is None and not update.provider_sid):
+        return False
+    rank = PROVIDER_RANK.get(status)
+    table = OutboundMessage.__table__
+    where = [table.c.status.in_(UPDATABLE)]
+    if update.message_id is not None:
+        where.append(table.c.id == update.message_id)
+        if update.provider_sid:
+            where.append(
+                sa.or_(table.c.provider_sid.is_(None), table.c.provider_sid == update.provider_sid)
+            )
+    else:
+        where.append(table.c.provider_sid == update.provider_sid)
+
+    now = utcnow()
+    if rank is None:
+        # A status value we have never seen: keep it for the record while nothing final is set.
+        stmt = (
+            sa.update(table)
+            .where(*where, provider_rank_sql(table.c.provider_status) < 5)
+            .values(provider_status=status)
+        )
+        return bool(db.session.execute(stmt).rowcount)
+
+    values: dict = {"provider_status": status}
+    new_status = PROVIDER_TO_STATUS.get(status, MessageStatus.SENT)
+    values["status"] = new_status
+    if update.provider_sid:
+        values["provider_sid"] = sa.func.coalesce(table.c.provider_sid, update.provider_sid)
+    values["sent_at"] = sa.func.coalesce(table.c.sent_at, now)
+    if new_status == MessageStatus.DELIVERED:
+        values["delivered_at"] = sa.func.coalesce(table.c.delivered_at, now)
+    elif new_status in (MessageStatus.UNDELIVERED, MessageStatus.FAILED):
+        values["failed_at"] = sa.func.coalesce(table.c.failed_at, now)
+        values["error_code"] = update.error_code
+        values["error_message"] = update.error_message
+    stmt = (
+        sa.update(table)
+        .where(*where, provider_rank_sql(table.c.provider_status) < rank)
+        .values(**values)
+        .returning(table.c.id, table.c.contact_id)
+    )
+    row = db.session.execute(stmt).first()
+    if row is None:
+        return False
+    if update.error_code in EXCLUDE_AT_ONCE_CODES:
+        exclude_contacts(
+            [row.contact_id],
+            ExcludeReason.UNDELIVERABLE,
+            f"carrier error {update.error_code} on message {row.id}",
+        )
+    return True
+
+
+def apply_status_updates(updates: list[StatusUpdate]) -> int:
+    return sum(apply_status_update(update) for update in updates)

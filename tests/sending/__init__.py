@@ -1,0 +1,1 @@
+"""Tests for app/sending and app/integrations: the engine against fake provider servers."""
