@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +16,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 
 from tests.fakes import FakeControl, FakeMissive, FakeTwilio, start_fake_process
-from tests.fakes.server import RecordingServer
+from tests.fakes.server import ROOT, RecordingServer
 from tests.fakes.twilio import DEFAULT_ACCOUNT_SID, count_segments, twilio_client
 
 SENDER = "+15550000000"
@@ -542,3 +544,23 @@ def test_missive_per_minute_limit_and_injected_429s(fake_missive, missive):
     fake_missive.configure(per_minute=300, rate_429=1.0)
     response = missive.get("/shared_labels")
     assert response.status_code == 429 and response.headers["Retry-After"] == "1"
+
+
+def test_missive_fake_runs_as_a_command_with_option_flags():
+    command = [sys.executable, "-m", "tests.fakes.missive", "--port", "0"]
+    command += ["--max-concurrent", "2", "--latency-ms", "1.5", "--options-json", '{"seed": 4}']
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        url = process.stdout.readline().strip()
+        control = FakeControl(url)
+        config = control.config()
+        assert (config["max_concurrent"], config["latency_ms"], config["seed"]) == (2, 1.5, 4)
+        response = requests.get(
+            f"{url}/v1/shared_labels", headers={"Authorization": "Bearer fake-missive-token"}
+        )
+        assert response.json() == {"shared_labels": []}
+        assert control.stats()["responses_by_status"] == {"200": 1}
+    finally:
+        process.terminate()
+        assert process.wait(10) == 0
+        process.stdout.close()

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -157,6 +158,11 @@ class _Handler(BaseHTTPRequestHandler):
         response = None
         try:
             response = fake.handle(self)
+        except Exception:  # a bug in the fake: say so loudly, answer 500, keep serving
+            traceback.print_exc()
+            with fake._lock:
+                fake.internal_errors += 1
+            response = Response(500, traceback.format_exc().encode(), "text/plain")
         finally:
             fake._leave(response.status if response is not None else None)
         if response is None:  # the fake chose to hang up without answering
@@ -269,8 +275,11 @@ class FakeServer:
         self._server.close_connections()
         if self._thread is not None:
             self._thread.join(5)
+        if self._control_client is not None:
+            self._control_client.close()
         self._server = None
         self._thread = None
+        self._control_client = None
 
     def _started(self) -> None:
         pass
@@ -290,6 +299,7 @@ class FakeServer:
         self.in_flight = 0
         self.max_concurrency_seen = 0
         self.responses_by_status: dict[str, int] = {}
+        self.internal_errors = 0
 
     def _enter(self) -> None:
         with self._lock:
@@ -312,6 +322,7 @@ class FakeServer:
             "in_flight": self.in_flight,
             "max_concurrency_seen": self.max_concurrency_seen,
             "responses_by_status": dict(self.responses_by_status),
+            "internal_errors": self.internal_errors,
         }
 
     # -- what subclasses implement --------------------------------------------------------------
@@ -475,6 +486,9 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
 
 
+_CLI_TYPES: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "str": str}
+
+
 def main(cls: type[FakeServer], argv: list[str] | None = None) -> None:
     """`python -m tests.fakes.<kind> --port P [--option-name value ...] [--options-json '{...}']`.
 
@@ -484,12 +498,15 @@ def main(cls: type[FakeServer], argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--options-json", default="{}", help="any options, as a JSON object")
-    for name, default in cls.option_defaults().items():
-        if isinstance(default, bool):
-            parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_parse_bool)
-        elif isinstance(default, int | float | str) or default is None:
-            kind = type(default) if default is not None else str
-            parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind)
+    parameters = inspect.signature(cls.__init__).parameters
+    for name in cls.option_defaults():
+        # Annotations are strings here ("float", "int | None"); dicts go through --options-json.
+        annotation = str(parameters[name].annotation).split(" |")[0]
+        flag = f"--{name.replace('_', '-')}"
+        if annotation == "bool":
+            parser.add_argument(flag, dest=name, type=_parse_bool, nargs="?", const=True)
+        elif annotation in _CLI_TYPES:
+            parser.add_argument(flag, dest=name, type=_CLI_TYPES[annotation])
     args = parser.parse_args(argv)
     options = json.loads(args.options_json)
     for name in cls.option_defaults():

@@ -529,6 +529,9 @@ class FakeTwilio(FakeServer):
 
     # -- status callbacks -----------------------------------------------------------------------
     def _schedule_callbacks(self, record: dict[str, Any]) -> None:
+        """sending, sent, then the final status, `callback_delay_ms` apart. In order, each one is
+        posted only after the previous one was answered (several workers could otherwise
+        overtake each other); with `callback_shuffle` they go out independently, in any order."""
         final, code = self.callback_final_by_number.get(
             record["to"], (self.callback_final_status, None)
         )
@@ -538,9 +541,10 @@ class FakeTwilio(FakeServer):
         delay = self.callback_delay_ms / 1000
         now = time.monotonic()
         due_times = [now + delay * (index + 1) for index in range(len(stages))]
-        jobs = []
+        jobs: list[tuple[float, tuple]] = []
         with self._lock:
-            if self.callback_shuffle:
+            shuffle = self.callback_shuffle
+            if shuffle:
                 self._rng.shuffle(due_times)
             for due, (status, error_code) in zip(due_times, stages, strict=True):
                 jobs.append((due, (record, status, error_code)))
@@ -549,10 +553,26 @@ class FakeTwilio(FakeServer):
                     and self._rng.random() < self.callback_duplicate_rate
                 ):
                     jobs.append((due + delay / 2, (record, status, error_code)))
-        self._callbacks.schedule(jobs)
+        if shuffle:
+            self._callbacks.schedule([(due, (*job, [])) for due, job in jobs])
+        else:
+            due, job = jobs[0]
+            self._callbacks.schedule([(due, (*job, jobs[1:]))])
 
     def _deliver_callback(self, session: requests.Session, job: tuple) -> None:
-        record, status, error_code = job
+        record, status, error_code, following = job
+        if self._by_sid.get(record["sid"]) is not record:
+            return  # reset() since it was scheduled
+        try:
+            self._post_callback(session, record, status, error_code)
+        finally:
+            if following:
+                (due, next_job), rest = following[0], following[1:]
+                self._callbacks.schedule([(max(due, time.monotonic()), (*next_job, rest))])
+
+    def _post_callback(
+        self, session: requests.Session, record: dict, status: str, error_code: int | None
+    ) -> None:
         rank = _RANK.get(status, 3)
         with self._lock:
             if rank > _RANK.get(record["status"], 3):
