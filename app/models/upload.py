@@ -57,6 +57,9 @@ class Upload(TimestampMixin, db.Model):
     columns: Mapped[list[str]] = mapped_column(JSONType, default=list)
     phone_column: Mapped[str | None] = mapped_column(sa.String(120))
     errors: Mapped[list[dict[str, Any]]] = deferred(mapped_column(JSONType, default=list))
+    # The rows that passed validation, normalised (PostgreSQL COPY text format), kept until the
+    # import has run so it never parses or validates the file a second time.
+    staged_rows: Mapped[bytes | None] = deferred(mapped_column(sa.LargeBinary))
     error_message: Mapped[str | None] = mapped_column(sa.Text)
     uploaded_by_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="SET NULL")
