@@ -267,6 +267,26 @@ def test_twilio_callbacks_can_repeat_and_come_out_of_order_and_failures_are_coun
     assert send(twilio).status == "queued"  # still serving
 
 
+def test_twilio_max_mps_refuses_sends_faster_than_the_cap_with_20429(fake_twilio, twilio):
+    fake_twilio.configure(max_mps=2)  # a burst of one, then one every 500 ms
+    outcomes = []
+    for _ in range(4):
+        try:
+            send(twilio)
+            outcomes.append(201)
+        except TwilioRestException as exc:
+            outcomes.append(exc.code)
+    assert outcomes == [201, 20429, 20429, 20429]
+    time.sleep(0.55)
+    assert send(twilio).status == "queued"
+    stats = fake_twilio.stats()
+    assert (stats["accepted"], stats["over_max_mps"], stats["errors_by_code"]) == (
+        2,
+        3,
+        {"20429": 3},
+    )
+
+
 def test_twilio_latency_is_applied(fake_twilio, twilio):
     fake_twilio.configure(latency_ms=150)
     started = time.monotonic()

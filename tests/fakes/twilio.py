@@ -157,6 +157,8 @@ class FakeTwilio(FakeServer):
         callback_shuffle: bool = False,
         callback_timeout_seconds: float = 5.0,
         read_rate_500: float = 0.0,
+        max_mps: float = 0.0,
+        max_mps_burst_seconds: float = 0.1,
         seed: int | None = None,
         *,
         host: str = "127.0.0.1",
@@ -182,6 +184,9 @@ class FakeTwilio(FakeServer):
         self.callback_shuffle = callback_shuffle
         self.callback_timeout_seconds = callback_timeout_seconds
         self.read_rate_500 = read_rate_500
+        self.max_mps = max_mps
+        self.max_mps_burst_seconds = max_mps_burst_seconds
+        self._bucket = (0.0, 0.0)  # (tokens, monotonic time); refilled on the first send
         self.seed = seed
         self._rng = random.Random(seed)
         self._callbacks = _CallbackDispatcher(self)
@@ -209,9 +214,11 @@ class FakeTwilio(FakeServer):
 
     def configure(self, **options: Any) -> None:
         super().configure(**options)
-        if "seed" in options:
-            with self._lock:
+        with self._lock:
+            if "seed" in options:
                 self._rng = random.Random(self.seed)
+            if "max_mps" in options:
+                self._bucket = (0.0, 0.0)
 
     def _options_changed(self) -> None:
         credentials = f"{self.account_sid}:{self.auth_token}".encode()
@@ -234,6 +241,7 @@ class FakeTwilio(FakeServer):
         self.duplicates = 0
         self.duplicates_by_callback = 0
         self.timeouts = 0
+        self.over_max_mps = 0
         self.errors_by_code: dict[str, int] = {}
         self.callbacks_sent = 0
         self.callback_errors = 0
@@ -251,6 +259,7 @@ class FakeTwilio(FakeServer):
                 "duplicates": self.duplicates,
                 "duplicates_by_callback": self.duplicates_by_callback,
                 "timeouts": self.timeouts,
+                "over_max_mps": self.over_max_mps,
                 "errors_by_code": dict(self.errors_by_code),
                 "callbacks_sent": self.callbacks_sent,
                 "callbacks_pending": self._callbacks.pending(),
@@ -337,6 +346,10 @@ class FakeTwilio(FakeServer):
             self._count_error(error[0])
             return twilio_error(400, *error)
 
+        if self.max_mps and not self._take_tokens(count_segments(form.get("Body", ""))):
+            self._count_error(20429)
+            return twilio_error(429, 20429)
+
         if hang:
             with self._lock:
                 self.timeouts += 1
@@ -349,6 +362,24 @@ class FakeTwilio(FakeServer):
 
         record = self._accept(form)
         return json_response(201, self._resource(record))
+
+    def _take_tokens(self, segments: int) -> bool:
+        """A token bucket of `max_mps` segments a second holding `max_mps_burst_seconds` of them
+        (at least one): a send is let through while any credit is left, and may leave a debt."""
+        now = time.monotonic()
+        capacity = max(1.0, self.max_mps * self.max_mps_burst_seconds)
+        with self._lock:
+            tokens, last = self._bucket
+            tokens = (
+                capacity if last == 0.0 else min(capacity, tokens + (now - last) * self.max_mps)
+            )
+            allowed = tokens >= 1.0
+            if allowed:
+                tokens -= segments
+            else:
+                self.over_max_mps += 1
+            self._bucket = (tokens, now)
+        return allowed
 
     def _validate(self, form: dict[str, str]) -> tuple[int, str] | None:
         to = form.get("To", "").strip()
