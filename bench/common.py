@@ -204,10 +204,13 @@ class RssWatcher:
 
 
 def kill_tree(process: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
-    try:
-        os.killpg(process.pid, sig)
-    except ProcessLookupError:
-        pass
+    """Signal the worker and every descendant: RQ's work horse runs in a session of its own,
+    so signalling the worker's process group alone would leave the horse sending."""
+    for pid in reversed(process_tree(process.pid)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
