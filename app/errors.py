@@ -15,6 +15,7 @@ from werkzeug.exceptions import (
 
 from app.extensions import db
 from app.htmx import hx_retarget, is_htmx
+from app.validation import ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,14 @@ def handle_unexpected(error: Exception):
     return _render(500, "Something went wrong on our side. Nothing was saved; try again.")
 
 
+def handle_validation_error(error: ValidationError):
+    """A service refused the input and nothing was written: say what to fix, with a 422."""
+    db.session.rollback()
+    return _render(422, error.message)
+
+
 def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(ValidationError, handle_validation_error)
     app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(429, handle_rate_limit)
     app.register_error_handler(HTTPException, handle_http_error)

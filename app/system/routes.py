@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from datetime import timedelta
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
 
 from app.extensions import db
-from app.htmx import vary_on_htmx, wants_partial
+from app.htmx import is_htmx, vary_on_htmx, wants_partial
+from app.jobs.sending import enqueue_sending
+from app.models import Role, utcnow
 from app.pagination import page_number
-from app.security import public
+from app.security import public, require_role
+from app.sending.attention import (
+    messages_by_status,
+    needs_attention_count,
+    needs_attention_query,
+    resolve_attention,
+)
 from app.system.services import (
     health_report,
     job_runs_query,
@@ -15,6 +35,7 @@ from app.system.services import (
     queue_statuses,
     worker_statuses,
 )
+from app.validation import ValidationError
 
 bp = Blueprint("system", __name__, url_prefix="/system")
 health_bp = Blueprint("health", __name__)
@@ -34,6 +55,9 @@ def healthz():
 def index():
     runs = db.paginate(job_runs_query(), page=page_number(), per_page=20, error_out=False)
     context = dict(
+        by_status=messages_by_status(utcnow() - timedelta(days=7)),
+        attention=_attention_page(),
+        attention_total=needs_attention_count(current_app.config["STALE_CLAIM_SECONDS"]),
         health=health_report(current_app),
         queues=queue_statuses(current_app),
         workers=worker_statuses(current_app),
@@ -45,3 +69,43 @@ def index():
             current_app.make_response(render_template("system/partials/_job_runs.html", runs=runs))
         )
     return vary_on_htmx(current_app.make_response(render_template("system/index.html", **context)))
+
+
+def _attention_page(page: int = 1):
+    return db.paginate(
+        needs_attention_query(current_app.config["STALE_CLAIM_SECONDS"]),
+        page=page,
+        per_page=20,
+        error_out=False,
+    )
+
+
+@bp.get("/attention")
+def attention():
+    """The Needs attention list: its own partial (htmx "more"), or the System page."""
+    if not wants_partial():
+        return redirect(url_for("system.index") + "#system-attention")
+    page = _attention_page(page_number())
+    return vary_on_htmx(
+        current_app.make_response(
+            render_template("system/partials/_attention.html", attention=page)
+        )
+    )
+
+
+@bp.post("/attention/<int:message_id>")
+@require_role(Role.OPERATOR)
+def resolve(message_id: int):
+    outcome = request.form.get("outcome", "")
+    if outcome not in {"sent", "resend"}:
+        raise ValidationError("Choose whether the message was sent or should be sent again.")
+    message = resolve_attention(message_id, was_sent=outcome == "sent", user=current_user)
+    db.session.commit()
+    if outcome == "resend":
+        enqueue_sending(current_app)
+        flash(f"Message {message.id} is queued to be sent again.", "success")
+    else:
+        flash(f"Message {message.id} is marked as sent.", "success")
+    if is_htmx():
+        return render_template("system/partials/_attention.html", attention=_attention_page())
+    return redirect(url_for("system.index") + "#system-attention")

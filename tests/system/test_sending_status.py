@@ -1,0 +1,97 @@
+"""The System page's engine view: messages by status and the Needs attention list."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import AuditLog, MessageStatus, OutboundMessage
+from app.sending.outbound import create_outbound
+from app.sending.recovery import NEEDS_ATTENTION_PREFIX
+from tests.factories import BroadcastFactory, ContactFactory
+
+
+def stuck_messages(n: int = 2) -> list[OutboundMessage]:
+    broadcast = BroadcastFactory()
+    contacts = ContactFactory.create_batch(n)
+    create_outbound(broadcast, [c.id for c in contacts], "Council <b>tonight</b>")
+    db.session.flush()
+    rows = list(db.session.scalars(sa.select(OutboundMessage).order_by(OutboundMessage.id)))
+    for row in rows:
+        row.status = MessageStatus.UNKNOWN
+        row.error_message = NEEDS_ATTENTION_PREFIX + "2 identical messages found at Twilio"
+    db.session.commit()
+    return rows
+
+
+def test_the_page_counts_messages_by_status_and_lists_what_needs_attention(viewer_client):
+    rows = stuck_messages(2)
+    page = viewer_client.get("/system/")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert 'id="system-messages"' in html and 'id="system-attention"' in html
+    assert "2 identical messages found at Twilio" in html
+    assert rows[0].contact.phone in html
+    assert "Council &lt;b&gt;tonight&lt;/b&gt;" in html  # bodies are escaped
+    assert "It was sent" not in html  # a viewer sees the list, not the buttons
+
+
+def test_an_empty_list_says_everything_is_accounted_for(viewer_client):
+    html = viewer_client.get("/system/").get_data(as_text=True)
+    assert "Nothing needs attention" in html
+
+
+def test_the_list_is_an_htmx_partial_and_a_plain_request_goes_to_the_page(viewer_client):
+    stuck_messages(1)
+    partial = viewer_client.get("/system/attention?page=1", headers={"HX-Request": "true"})
+    assert partial.status_code == 200 and "<html" not in partial.get_data(as_text=True)
+    assert "HX-Request" in partial.headers["Vary"]
+    plain = viewer_client.get("/system/attention")
+    assert plain.status_code == 302 and plain.headers["Location"].endswith("#system-attention")
+
+
+def test_an_operator_marks_a_message_sent_and_it_is_audited(operator_client):
+    rows = stuck_messages(2)
+    response = operator_client.post(
+        f"/system/attention/{rows[0].id}", data={"outcome": "sent"}, headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 200
+    db.session.expire_all()
+    assert db.session.get(OutboundMessage, rows[0].id).status == MessageStatus.SENT
+    assert f"attention-{rows[0].id}" not in response.get_data(as_text=True)
+    assert f"attention-{rows[1].id}" in response.get_data(as_text=True)
+    audit = db.session.scalar(sa.select(AuditLog).where(AuditLog.action == "message.resolved"))
+    assert audit is not None and "as sent" in audit.summary
+
+
+def test_send_again_queues_the_message(operator_client):
+    rows = stuck_messages(1)
+    response = operator_client.post(f"/system/attention/{rows[0].id}", data={"outcome": "resend"})
+    assert response.status_code == 302
+    db.session.expire_all()
+    message = db.session.get(OutboundMessage, rows[0].id)
+    assert message.status == MessageStatus.QUEUED and message.claimed_at is None
+
+
+def test_resolving_twice_or_with_a_bad_choice_is_a_clear_422(operator_client):
+    rows = stuck_messages(1)
+    bad = operator_client.post(
+        f"/system/attention/{rows[0].id}", data={"outcome": "maybe"}, headers={"HX-Request": "true"}
+    )
+    assert bad.status_code == 422 and "sent or should be sent again" in bad.get_data(as_text=True)
+    assert bad.headers["HX-Retarget"] == "#flash"
+    assert operator_client.post(f"/system/attention/{rows[0].id}", data={"outcome": "sent"})
+    again = operator_client.post(f"/system/attention/{rows[0].id}", data={"outcome": "resend"})
+    assert again.status_code == 422 and "already resolved" in again.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(OutboundMessage, rows[0].id).status == MessageStatus.SENT
+    missing = operator_client.post("/system/attention/999999", data={"outcome": "sent"})
+    assert missing.status_code == 422
+
+
+def test_a_viewer_cannot_resolve(viewer_client):
+    rows = stuck_messages(1)
+    response = viewer_client.post(f"/system/attention/{rows[0].id}", data={"outcome": "sent"})
+    assert response.status_code == 403
+    db.session.expire_all()
+    assert db.session.get(OutboundMessage, rows[0].id).status == MessageStatus.UNKNOWN
