@@ -77,3 +77,36 @@ def test_sqlite_gives_back_utc_aware_timestamps(tmp_path):
         loaded = db.session.get(JobRun, run.id)
         assert loaded.started_at == datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
         assert loaded.started_at.tzinfo == UTC
+
+
+def test_the_engine_sends_with_the_simulator_on_sqlite(tmp_path):
+    import sqlalchemy as sa
+
+    from app.extensions import db
+    from app.models import Broadcast, Contact, MessageStatus, OutboundMessage, Step
+    from app.sending.engine import send_batch
+    from app.sending.outbound import create_outbound
+    from app.sending.recovery import recover_stale_claims, release_due
+    from tests.support import make_test_config
+
+    url = f"sqlite:///{tmp_path / 'engine.db'}"
+    assert run_flask(["db", "upgrade"], test_env(DATABASE_URL=url)).returncode == 0
+    app = create_app(make_test_config(database_url=url, QUIET_HOURS=None))
+    with app.app_context():
+        broadcast = Broadcast(first_message="Hi", second_message="Again", delay_seconds=0)
+        contacts = [Contact(phone=f"+1313555010{i}") for i in range(3)]
+        db.session.add_all([broadcast, *contacts])
+        db.session.flush()
+        assert create_outbound(broadcast, [c.id for c in contacts], "Hi") == 3
+        assert create_outbound(broadcast, [c.id for c in contacts], "Hi") == 0
+        db.session.commit()
+        assert send_batch(app, limit=2).claimed == 2
+        assert send_batch(app).claimed == 1
+        assert release_due()["released_scheduled"] == 3  # follow-ups with no delay
+        assert send_batch(app).counts["accepted"] == 3
+        assert recover_stale_claims(app)["recovered_sent"] == 0
+        statuses = db.session.execute(sa.select(OutboundMessage.step, OutboundMessage.status)).all()
+        assert (
+            sorted(statuses)
+            == [(Step.FIRST, MessageStatus.SENT)] * 3 + [(Step.SECOND, MessageStatus.SENT)] * 3
+        )
