@@ -264,6 +264,7 @@ def record_results(
                     "_sid": result.provider_sid,
                     "_pstatus": result.provider_status,
                     "_conv": result.conversation_id,
+                    "_draft": result.provider_sid if transport.name == "missive" else None,
                 }
             )
             if item.step == Step.FIRST:
@@ -296,6 +297,7 @@ def record_results(
                 provider_sid=sa.bindparam("_sid"),
                 provider_status=sa.bindparam("_pstatus"),
                 missive_conversation_id=sa.bindparam("_conv"),
+                missive_draft_id=sa.bindparam("_draft"),
                 transport=transport.name,
                 sent_at=now,
                 error_code=None,

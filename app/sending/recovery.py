@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from app.extensions import db
-from app.models import Contact, MessageStatus, OutboundMessage, utcnow
+from app.models import Contact, MessageStatus, MissiveConversation, OutboundMessage, utcnow
 from app.sending.engine import CLAIMED_COLUMNS, Claimed, create_follow_ups, status_is
 from app.sending.transports import LookupResult, OutboundItem, get_transport
 
@@ -43,12 +43,21 @@ def release_due(now: datetime | None = None) -> dict[str, int]:
 
 def stale_claims(app: Flask, now: datetime, limit: int = RECOVERY_BATCH) -> list[OutboundItem]:
     cutoff = now - timedelta(seconds=app.config["STALE_CLAIM_SECONDS"])
+    # Missive can only be asked within a conversation: the message's own, else the contact's
+    # mirrored conversation (a worker that died never recorded the one Missive answered with).
+    mirrored = (
+        sa.select(MissiveConversation.missive_id)
+        .where(MissiveConversation.contact_id == T.c.contact_id)
+        .order_by(MissiveConversation.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
     rows = db.session.execute(
         sa.select(
             T.c.id,
             T.c.body,
             T.c.claimed_at,
-            T.c.missive_conversation_id,
+            sa.func.coalesce(T.c.missive_conversation_id, mirrored).label("conversation_id"),
             T.c.sms_segments,
             Contact.phone,
         )
@@ -68,7 +77,7 @@ def stale_claims(app: Flask, now: datetime, limit: int = RECOVERY_BATCH) -> list
             body=row.body,
             sms_segments=row.sms_segments,
             claimed_at=row.claimed_at,
-            conversation_id=row.missive_conversation_id,
+            conversation_id=row.conversation_id,
         )
         for row in rows
     ]
