@@ -168,8 +168,8 @@ def read_csv(
     width = 0
     try:
         for number, cells in enumerate(reader, start=1):
-            if not any(c.strip() for c in cells):
-                continue
+            if not "".join(cells).strip():
+                continue  # a blank row
             if table is None:
                 has_header = _is_header(cells)
                 width = len(cells)
@@ -222,7 +222,7 @@ class ValidRow:
     zip_code: str | None
     message: str | None
     attributes: dict[str, str]  # the columns that are not phone, name, email, zip or message
-    data: dict[str, str]  # every non-empty column but the phone (merge fields)
+    data: dict[str, str]  # campaign uploads: every non-empty column but the phone (merge fields)
 
 
 @dataclass(slots=True)
@@ -277,7 +277,10 @@ def validate_rows(
     } | ({table.message_index} if table.message_index is not None else set())
     names = table.columns
     extra = [(i, names[i]) for i in range(len(names)) if i not in special]
+    # Merge fields are for campaign lists; a contact import keeps its columns on the contacts.
+    keep_data = UploadPurpose(purpose) is not UploadPurpose.CONTACT_IMPORT
     data_columns = [(i, names[i]) for i in range(len(names)) if i != table.phone_index]
+    data_columns = data_columns if keep_data else []
     seen: dict[str, int] = {}
     result = Validation(valid=[], issues=[], total=len(table.rows))
     for done, (number, cells) in enumerate(table.rows, start=1):
@@ -318,6 +321,11 @@ def validate_rows(
             result.invalid += 1
             continue
         email = _cell(cells, table.email_index, 254)
+        attributes = {}
+        for i, name in extra:
+            value = cells[i].strip() if i < len(cells) else ""
+            if value:
+                attributes[name] = value[:MAX_ATTRIBUTE_LENGTH]
         result.valid.append(
             ValidRow(
                 row_number=number,
@@ -326,11 +334,7 @@ def validate_rows(
                 email=email if email and _EMAIL.match(email) else None,
                 zip_code=_cell(cells, table.zip_index, 12),
                 message=message,
-                attributes={
-                    name: cells[i].strip()[:MAX_ATTRIBUTE_LENGTH]
-                    for i, name in extra
-                    if i < len(cells) and cells[i].strip()
-                },
+                attributes=attributes,
                 data={
                     name: cells[i].strip()[:MAX_ATTRIBUTE_LENGTH]
                     for i, name in data_columns
@@ -364,6 +368,10 @@ def _copy_field(value: str | None) -> str:
     return "\\N" if value is None else value.translate(_ESCAPES)
 
 
+def _json_field(value: dict[str, str]) -> str:
+    return _copy_field(json.dumps(value, ensure_ascii=False)) if value else "{}"
+
+
 def encode_staged(rows: list[ValidRow]) -> bytes:
     """Valid rows as COPY text lines (tab-separated, `\\N` for NULL), one per row."""
     lines = []
@@ -377,8 +385,8 @@ def encode_staged(rows: list[ValidRow]) -> bytes:
                     _copy_field(r.email),
                     _copy_field(r.zip_code),
                     _copy_field(r.message),
-                    _copy_field(json.dumps(r.attributes, ensure_ascii=False)),
-                    _copy_field(json.dumps(r.data, ensure_ascii=False)),
+                    _json_field(r.attributes),
+                    _json_field(r.data),
                 )
             )
         )

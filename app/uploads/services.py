@@ -40,8 +40,7 @@ from app.uploads.parsing import (
 )
 from app.validation import ValidationError
 
-IMPORT_BATCH_SIZE = 20_000
-LOOKUP_CHUNK = 5_000
+IMPORT_BATCH_SIZE = 50_000
 JOB_TIMEOUT = 60 * 30
 ACTIVE_STATUSES = (UploadStatus.PENDING, UploadStatus.VALIDATING, UploadStatus.IMPORTING)
 
@@ -108,18 +107,21 @@ def enqueue_upload_job(upload_id: int, job: str) -> None:
 
 
 def _flag_existing(phones: list[str]) -> dict[str, str]:
-    """Phones of the file that belong to unsubscribed or excluded contacts, with which."""
-    flagged: dict[str, str] = {}
-    for start in range(0, len(phones), LOOKUP_CHUNK):
-        chunk = phones[start : start + LOOKUP_CHUNK]
-        rows = db.session.execute(
-            sa.select(Contact.phone, Contact.excluded).where(
-                Contact.phone.in_(chunk), sa.or_(Contact.unsubscribed, Contact.excluded)
-            )
+    """Phones of the file that belong to unsubscribed or excluded contacts, with which.
+
+    Reads the (few) opted-out contacts through the eligibility index and intersects in Python:
+    one cheap query instead of a lookup per number of a 200,000-row file."""
+    wanted = set(phones)
+    rows = db.session.execute(
+        sa.select(Contact.phone, Contact.excluded).where(
+            sa.or_(Contact.unsubscribed, Contact.excluded)
         )
-        for phone, excluded in rows:
-            flagged[phone] = IssueKind.EXCLUDED if excluded else IssueKind.UNSUBSCRIBED
-    return flagged
+    )
+    return {
+        phone: IssueKind.EXCLUDED if excluded else IssueKind.UNSUBSCRIBED
+        for phone, excluded in rows
+        if phone in wanted
+    }
 
 
 def validate_upload_file(
@@ -226,6 +228,18 @@ ON CONFLICT (phone) DO UPDATE SET
   attributes = {merge},
   updated_at = excluded.updated_at
 """
+# PostgreSQL does both in one statement and tells inserted (xmax = 0) from updated rows, so the
+# memberships join the upserted rows instead of probing contacts again.
+_UPSERT_AND_LINK_PG = """
+WITH upserted AS ({upsert} RETURNING contacts.id, contacts.phone, (contacts.xmax = 0) AS created),
+linked AS (
+  INSERT INTO upload_contacts (upload_id, contact_id, row_number, message, data)
+  SELECT :upload_id, u.id, s.row_number, s.message, s.data
+  FROM upserted AS u JOIN upload_staging AS s ON s.phone = u.phone
+  ON CONFLICT (upload_id, contact_id) DO NOTHING
+)
+SELECT count(*) FILTER (WHERE created), count(*) FILTER (WHERE NOT created) FROM upserted
+"""
 _LINK_ROWS = """
 INSERT INTO upload_contacts (upload_id, contact_id, row_number, message, data)
 SELECT :upload_id, contacts.id, s.row_number, s.message, s.data
@@ -274,8 +288,12 @@ def import_upload_batches(
     dialect = connection.dialect.name
     lines = (upload.staged_rows or b"").splitlines(keepends=True)
     now = sa.bindparam("now", utcnow(), type_=UTCDateTime)
-    upsert = sa.text(_UPSERT_CONTACTS.format(merge=_MERGE_ATTRIBUTES[dialect])).bindparams(now)
+    upsert_sql = _UPSERT_CONTACTS.format(merge=_MERGE_ATTRIBUTES[dialect])
+    upsert = sa.text(upsert_sql).bindparams(now)
     link = sa.text(_LINK_ROWS).bindparams(upload_id=upload.id)
+    both = sa.text(_UPSERT_AND_LINK_PG.format(upsert=upsert_sql)).bindparams(
+        now, upload_id=upload.id
+    )
     start = upload.progress
     while start < len(lines):
         batch = lines[start : start + batch_size]
@@ -283,16 +301,21 @@ def import_upload_batches(
         connection.execute(sa.text(_STAGING_DDL[dialect]))
         connection.execute(sa.text("DELETE FROM upload_staging"))
         _fill_staging(connection, batch)
-        existing = connection.execute(
-            sa.text(
-                "SELECT count(*) FROM upload_staging AS s JOIN contacts ON contacts.phone = s.phone"
-            )
-        ).scalar_one()
-        connection.execute(upsert)
-        connection.execute(link)
+        if dialect == "postgresql":
+            created, updated = connection.execute(both).one()
+        else:
+            updated = connection.execute(
+                sa.text(
+                    "SELECT count(*) FROM upload_staging AS s "
+                    "JOIN contacts ON contacts.phone = s.phone"
+                )
+            ).scalar_one()
+            connection.execute(upsert)
+            connection.execute(link)
+            created = len(batch) - updated
         connection.execute(sa.text("DROP TABLE upload_staging"))
         start += len(batch)
-        on_batch(BatchResult(done=start, created=len(batch) - existing, updated=existing))
+        on_batch(BatchResult(done=start, created=created, updated=updated))
     return {"created": upload.created_count, "updated": upload.updated_count}
 
 

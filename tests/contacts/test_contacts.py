@@ -216,3 +216,26 @@ def test_viewers_cannot_change_contacts(viewer_client):
     assert viewer_client.post(f"/contacts/{contact.id}", data={"name": "x"}).status_code == 403
     response = viewer_client.post(f"/contacts/{contact.id}/unsubscribe", data={"reason": "x"})
     assert response.status_code == 403
+
+
+def test_the_fast_north_american_path_agrees_with_phonenumbers():
+    import random
+
+    import phonenumbers
+
+    from app.contacts.phones import _parse
+
+    rng = random.Random(5)
+    samples = [
+        "+1 (416) 555-0199",
+        "1-800-555-0100",
+        "+1 0313 555 123",
+        "1234567890",
+        "19999999999",
+    ]
+    for _ in range(2000):
+        n = rng.randrange(10**9, 10**10)
+        samples += [str(n), f"1{n}", f"+1{n}", f"({str(n)[:3]}) {str(n)[3:6]}-{str(n)[6:]}"]
+    for raw in samples:
+        assert normalize_phone(raw) == _parse(raw, "US"), raw
+    assert phonenumbers.is_valid_number(phonenumbers.parse("+14165550199"))  # Canada stays valid

@@ -73,6 +73,7 @@ def test_personalized_files_need_a_message_column_and_a_message_per_row():
     table = read(b"phone,message\n3135551234,Hi Ava\n3135551235,\n", purpose="personalized")
     result = validate_rows(table, purpose="personalized")
     assert [r.message for r in result.valid] == ["Hi Ava"]
+    assert result.valid[0].data == {"message": "Hi Ava"}  # merge fields for campaigns
     assert result.issues[0].kind == IssueKind.MISSING_MESSAGE
 
 
