@@ -107,5 +107,7 @@ def resolve(message_id: int):
     else:
         flash(f"Message {message.id} is marked as sent.", "success")
     if is_htmx():
-        return render_template("system/partials/_attention.html", attention=_attention_page())
+        return render_template(
+            "system/partials/_attention.html", attention=_attention_page()
+        ) + render_template("partials/_flash_oob.html")
     return redirect(url_for("system.index") + "#system-attention")
