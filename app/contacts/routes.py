@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.contacts.forms import ContactForm, ReasonForm
@@ -114,9 +114,12 @@ def update(contact_id: int):
     return _render_show(db.get_or_404(Contact, contact_id), form=form, status=422)
 
 
-@bp.post("/<int:contact_id>/<any(unsubscribe, resubscribe, exclude, include):action>")
+@bp.post("/<int:contact_id>/<action>")
 @require_role(Role.OPERATOR)
 def toggle(contact_id: int, action: str):
+    """Unsubscribe, resubscribe, exclude or include again, with a reason."""
+    if action not in TOGGLES:
+        abort(404)
     contact = db.get_or_404(Contact, contact_id)
     kind, value, done = TOGGLES[action]
     form = ReasonForm()
