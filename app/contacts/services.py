@@ -218,15 +218,9 @@ def set_subscription(
         contact.unsubscribed_at = utcnow()
         contact.unsubscribe_reason = reason
         cancelled = cancel_pending_messages([contact.id], "unsubscribed")
-    record_audit(
-        "contact_resubscribe" if subscribed else "contact_unsubscribe",
-        user=user,
-        obj=contact,
-        summary=f"{'Resubscribed' if subscribed else 'Unsubscribed'} {contact.phone}: {reason}",
-        details={"reason": reason, "cancelled_messages": cancelled},
-        ip_address=ip_address,
-    )
-    return cancelled
+    what = "Resubscribed" if subscribed else "Unsubscribed"
+    action = "contact_resubscribe" if subscribed else "contact_unsubscribe"
+    return _audit_toggle(action, what, contact, reason, cancelled, user, ip_address)
 
 
 def set_exclusion(
@@ -249,11 +243,25 @@ def set_exclusion(
         contact.excluded = False
         contact.excluded_at = None
         contact.exclude_reason = None
+    what = "Excluded" if excluded else "Included again"
+    action = "contact_exclude" if excluded else "contact_include"
+    return _audit_toggle(action, what, contact, reason, cancelled, user, ip_address)
+
+
+def _audit_toggle(
+    action: str,
+    what: str,
+    contact: Contact,
+    reason: str,
+    cancelled: int,
+    user: User | None,
+    ip_address: str | None,
+) -> int:
     record_audit(
-        "contact_exclude" if excluded else "contact_include",
+        action,
         user=user,
         obj=contact,
-        summary=f"{'Excluded' if excluded else 'Included again'} {contact.phone}: {reason}",
+        summary=f"{what} {contact.phone}: {reason}",
         details={"reason": reason, "cancelled_messages": cancelled},
         ip_address=ip_address,
     )
