@@ -192,9 +192,7 @@ def measure(app) -> dict:
         db.engine.dispose()
     for name, plan in plans.items():
         log(f"--- EXPLAIN {name} ---\n{plan}")
-    indexes = sorted(
-        set(re.findall(r"(?:Index|Index Only|Bitmap Index) Scan on (\w+)", plans["count"]))
-    )
+    indexes = sorted(set(re.findall(r"Index (?:Only )?Scan (?:using|on) (\w+)", plans["count"])))
     return {
         "count_ms": count_ms,
         "resolve_ms": resolve_ms,
