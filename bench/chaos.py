@@ -20,7 +20,6 @@ import sqlalchemy as sa
 
 from bench.common import (
     PrivateRedis,
-    base_env,
     bench_database,
     emit,
     kill_tree,
@@ -29,9 +28,9 @@ from bench.common import (
     seed_send,
     start_worker,
     status_counts,
+    twilio_env,
 )
 from tests.fakes.server import start_fake_process
-from tests.fakes.twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
 
 SETTLED = {"sent", "delivered", "undelivered", "failed", "cancelled", "skipped"}
 
@@ -75,14 +74,10 @@ def main(argv: list[str] | None = None) -> None:
     workers: list = []
     try:
         with bench_database("bench_chaos") as url:
-            env = base_env(
+            env = twilio_env(
                 url,
                 redis_server.url,
-                TRANSPORT="twilio",
-                TWILIO_ACCOUNT_SID=DEFAULT_ACCOUNT_SID,
-                TWILIO_AUTH_TOKEN=DEFAULT_AUTH_TOKEN,
-                TWILIO_FROM_NUMBER="+13135559999",
-                TWILIO_API_BASE_URL=fake.url,
+                fake.url,
                 SEND_RATE_MPS=150,
                 SEND_CONCURRENCY=8,
                 SEND_CLAIM_MAX=100,

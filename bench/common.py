@@ -102,6 +102,23 @@ def base_env(database_url: str, redis: str, **settings: Any) -> dict[str, str]:
     return env
 
 
+def twilio_env(database_url: str, redis: str, fake_url: str, **settings: Any) -> dict[str, str]:
+    """Workers' environment for the twilio transport pointed at a fake Twilio server."""
+    from tests.fakes.twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
+
+    return base_env(
+        database_url,
+        redis,
+        TRANSPORT="twilio",
+        TWILIO_ACCOUNT_SID=DEFAULT_ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN=DEFAULT_AUTH_TOKEN,
+        TWILIO_FROM_NUMBER="+13135559999",
+        TWILIO_API_BASE_URL=fake_url,
+        PUBLIC_BASE_URL="https://broadcaster.example.org",
+        **settings,
+    )
+
+
 def make_app(env: dict[str, str]) -> Flask:
     return create_app(load_config(env))
 

@@ -16,7 +16,6 @@ import time
 from redis import Redis
 
 from bench.common import (
-    base_env,
     bench_database,
     emit,
     kill_tree,
@@ -26,9 +25,9 @@ from bench.common import (
     seed_send,
     start_worker,
     status_counts,
+    twilio_env,
 )
 from tests.fakes.server import start_fake_process
-from tests.fakes.twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
 
 REDIS_DB = 6
 
@@ -47,14 +46,10 @@ def main(argv: list[str] | None = None) -> None:
     redis.flushdb()
     try:
         with bench_database("bench_pacing") as url:
-            env = base_env(
+            env = twilio_env(
                 url,
                 redis_url(REDIS_DB),
-                TRANSPORT="twilio",
-                TWILIO_ACCOUNT_SID=DEFAULT_ACCOUNT_SID,
-                TWILIO_AUTH_TOKEN=DEFAULT_AUTH_TOKEN,
-                TWILIO_FROM_NUMBER="+13135559999",
-                TWILIO_API_BASE_URL=fake.url,
+                fake.url,
                 SEND_RATE_MPS=args.mps,
                 SEND_PARALLEL_JOBS=args.workers * 2,
             )

@@ -19,7 +19,6 @@ from redis import Redis
 from app.integrations.twilio import TwilioGateway
 from bench.common import (
     RssWatcher,
-    base_env,
     bench_database,
     emit,
     kill_tree,
@@ -29,6 +28,7 @@ from bench.common import (
     seed_send,
     start_worker,
     status_counts,
+    twilio_env,
 )
 from tests.fakes.server import start_fake_process
 from tests.fakes.twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
@@ -80,15 +80,10 @@ def main(argv: list[str] | None = None) -> None:
         fake.control.reset()
         log(f"raw: {raw:.0f} msgs/s")
         with bench_database("bench_sending") as url:
-            env = base_env(
+            env = twilio_env(
                 url,
                 redis_url(REDIS_DB),
-                TRANSPORT="twilio",
-                TWILIO_ACCOUNT_SID=DEFAULT_ACCOUNT_SID,
-                TWILIO_AUTH_TOKEN=DEFAULT_AUTH_TOKEN,
-                TWILIO_FROM_NUMBER=FROM,
-                TWILIO_API_BASE_URL=fake.url,
-                PUBLIC_BASE_URL="https://broadcaster.example.org",
+                fake.url,
                 SEND_RATE_MPS=100000,
                 SEND_CONCURRENCY=args.concurrency,
                 SEND_CLAIM_MAX=500,

@@ -10,7 +10,7 @@ from typing import Protocol
 from flask import Flask
 
 from app.extensions import get_redis
-from app.integrations import ProviderError
+from app.integrations import ProviderError, ProviderMessage
 from app.integrations.missive import MissiveClient
 from app.integrations.twilio import TwilioGateway
 from app.sending.pacing import RedisSemaphore, TokenBucket
@@ -46,6 +46,16 @@ class LookupResult:
     provider_sid: str | None = None
     provider_status: str | None = None
     reason: str = ""
+
+
+def lookup_result(found: list[ProviderMessage], *, absent: str, where: str) -> LookupResult:
+    """One match is ours; none proves absence; several (the same text sent to the same number
+    again since the claim, by another send) cannot be told apart by content."""
+    if len(found) == 1:
+        return LookupResult(True, found[0].sid, found[0].status)
+    if not found:
+        return LookupResult(False, reason=absent)
+    return LookupResult(None, reason=f"{len(found)} identical messages {where}")
 
 
 class Transport(Protocol):
@@ -115,13 +125,7 @@ class TwilioTransport:
             found = self.gateway.find(item.to, item.body, item.claimed_at)
         except ProviderError as exc:
             return LookupResult(None, reason=f"Twilio lookup failed: {exc.message}")
-        if len(found) == 1:
-            return LookupResult(True, found[0].sid, found[0].status)
-        if not found:
-            return LookupResult(False, reason="not found at Twilio")
-        # The same body went to the same number more than once since the claim (another send
-        # with identical text): which one is ours cannot be told apart by content.
-        return LookupResult(None, reason=f"{len(found)} identical messages found at Twilio")
+        return lookup_result(found, absent="not found at Twilio", where="found at Twilio")
 
 
 class MissiveTransport:
@@ -154,11 +158,9 @@ class MissiveTransport:
             found = self.client.find(item.conversation_id, item.body, item.claimed_at)
         except ProviderError as exc:
             return LookupResult(None, reason=f"Missive lookup failed: {exc.message}")
-        if len(found) == 1:
-            return LookupResult(True, found[0].sid, "sent")
-        if not found:
-            return LookupResult(False, reason="not in the Missive conversation")
-        return LookupResult(None, reason=f"{len(found)} identical messages in the conversation")
+        return lookup_result(
+            found, absent="not in the Missive conversation", where="in the conversation"
+        )
 
 
 def build_transport(app: Flask) -> Transport:
