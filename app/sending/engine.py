@@ -20,6 +20,7 @@ from app.models import (
     Campaign,
     Contact,
     ExcludeReason,
+    InboundMessage,
     MessageStatus,
     OutboundMessage,
     Step,
@@ -155,12 +156,17 @@ def screen_claimed(app: Flask, claimed: list[Claimed], summary: BatchSummary) ->
     }
     window = quiet_window(app)
     now = utcnow()
-    ready, skipped, held = [], [], []
+    replied = replied_since_first_message([c for c in claimed if c.step == Step.SECOND])
+    ready, skipped, held, cancelled = [], [], [], []
     for item in claimed:
         contact = contacts.get(item.contact_id)
         if contact is None or contact.unsubscribed or contact.excluded:
             reason = "unsubscribed" if contact is not None and contact.unsubscribed else "excluded"
             skipped.append({"_id": item.id, "_reason": f"no longer eligible ({reason})"})
+            continue
+        if item.id in replied:
+            # A reply that arrived while this follow-up was already claimed or queued.
+            cancelled.append({"_id": item.id, "_reason": "replied"})
             continue
         item.phone = contact.phone
         if window is not None:
@@ -177,6 +183,13 @@ def screen_claimed(app: Flask, claimed: list[Claimed], summary: BatchSummary) ->
             .values(status=MessageStatus.SKIPPED, cancel_reason=sa.bindparam("_reason")),
             skipped,
         )
+    if cancelled:
+        db.session.execute(
+            sa.update(T)
+            .where(T.c.id == sa.bindparam("_id"), T.c.status == MessageStatus.SENDING)
+            .values(status=MessageStatus.CANCELLED, cancel_reason=sa.bindparam("_reason")),
+            cancelled,
+        )
     if held:
         db.session.execute(
             sa.update(T)
@@ -189,11 +202,44 @@ def screen_claimed(app: Flask, claimed: list[Claimed], summary: BatchSummary) ->
             ),
             held,
         )
-    if skipped or held:
+    if skipped or held or cancelled:
         db.session.commit()
-    summary.skipped += len(skipped)
+    summary.skipped += len(skipped) + len(cancelled)
     summary.held += len(held)
     return ready
+
+
+def replied_since_first_message(follow_ups: list[Claimed]) -> set[int]:
+    """The follow-ups whose contact has sent us anything but a keyword since the first message
+    of the same send went out: the follow-up is cancelled by the reply (SPEC 6.5)."""
+    if not follow_ups:
+        return set()
+    first = OutboundMessage.__table__.alias("first")
+    rows = db.session.execute(
+        sa.select(T.c.id)
+        .join(
+            first,
+            sa.and_(
+                first.c.contact_id == T.c.contact_id,
+                first.c.step == Step.FIRST,
+                sa.or_(
+                    sa.and_(
+                        T.c.broadcast_id.is_not(None), first.c.broadcast_id == T.c.broadcast_id
+                    ),
+                    sa.and_(T.c.campaign_id.is_not(None), first.c.campaign_id == T.c.campaign_id),
+                ),
+            ),
+        )
+        .where(
+            T.c.id.in_([c.id for c in follow_ups]),
+            sa.exists().where(
+                InboundMessage.contact_id == T.c.contact_id,
+                InboundMessage.keyword.is_(None),
+                InboundMessage.received_at >= sa.func.coalesce(first.c.sent_at, first.c.created_at),
+            ),
+        )
+    )
+    return set(rows.scalars())
 
 
 def _send_one(transport: Transport, bucket, item: Claimed) -> SendResult:

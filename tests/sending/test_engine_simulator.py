@@ -198,3 +198,37 @@ def test_cancelling_can_be_narrowed_to_one_send_and_step(sim_app, make_send):
     )
     db.session.commit()
     assert statuses(other.id)[contacts[0].id] == MessageStatus.QUEUED
+
+
+def test_a_follow_up_already_queued_is_skipped_when_the_contact_replied(sim_app, make_send):
+    from app.models import InboundMessage
+
+    broadcast, contacts, _ = make_send(2, delay_seconds=0)
+    send_batch(sim_app)
+    release_due(utcnow() + timedelta(seconds=1))  # both follow-ups queued, about to be claimed
+    db.session.add(
+        InboundMessage(
+            provider_id="SMreply1",
+            provider="twilio",
+            phone=contacts[0].phone,
+            body="Thanks, see you there",
+            contact_id=contacts[0].id,
+        )
+    )
+    db.session.add(  # a STOP is handled by the opt-out path, not counted as a reply here
+        InboundMessage(
+            provider_id="SMstop1",
+            provider="twilio",
+            phone=contacts[1].phone,
+            body="STOP",
+            contact_id=contacts[1].id,
+            keyword="stop",
+        )
+    )
+    db.session.commit()
+    summary = send_batch(sim_app)
+    assert summary.skipped == 1 and summary.counts["accepted"] == 1
+    db.session.expire_all()
+    follow_ups = statuses(broadcast.id, Step.SECOND)
+    assert follow_ups[contacts[0].id] == MessageStatus.CANCELLED
+    assert follow_ups[contacts[1].id] == MessageStatus.SENT
