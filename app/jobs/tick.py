@@ -1,4 +1,5 @@
-"""The every-minute tick: release due follow-ups and retries, recover stale claims, keep sending."""
+"""The every-minute tick: start a due broadcast, release due follow-ups and retries, recover
+stale claims, finish broadcasts and refresh their statistics, keep sending."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from app.broadcasts.services import finish_broadcasts, run_due_broadcast
+from app.broadcasts.stats import refresh_recent_stats
 from app.extensions import db
 from app.jobs.runs import recorded_run
 from app.jobs.sending import enqueue_sending
@@ -23,8 +26,11 @@ def tick() -> dict[str, Any]:
     a conditional update, and enqueueing only tops the drain jobs up."""
     app = current_app._get_current_object()
     with recorded_run("tick") as run:
+        run.counts.update(run_due_broadcast(app))
         run.counts.update(release_due())
         run.counts.update(recover_stale_claims(app))
+        run.counts["broadcasts_finished"] = finish_broadcasts()
+        run.counts["stats_refreshed"] = refresh_recent_stats()
         run.counts["abandoned_runs"] = close_abandoned_runs()
         run.counts["send_jobs_enqueued"] = enqueue_sending(app)
     return {"run_id": run.run_id, **run.counts}

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime, time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.models.types import TimestampMixin, UTCDateTime, str_enum, utcnow
+from app.models.types import JSONType, TimestampMixin, UTCDateTime, str_enum, utcnow
 
 if TYPE_CHECKING:
     from app.models.segment import Segment
@@ -82,6 +82,9 @@ class Broadcast(TimestampMixin, db.Model):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     recipient_count: Mapped[int | None] = mapped_column()
+    # SPEC 8 figures, kept up to date by the tick (app/broadcasts/stats.py).
+    stats: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    stats_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_by_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="SET NULL")
     )
