@@ -513,6 +513,10 @@ def run_due_broadcast(app: Flask, now: datetime | None = None) -> dict[str, Any]
     upcoming = upcoming_broadcast()
     if upcoming is None:
         return {"broadcast": "none upcoming"}
+    if upcoming.scheduled_for is None and schedule_times() != dict.fromkeys(WEEKDAYS):
+        # Created before any schedule (or by an import): plan it from now on.
+        plan_upcoming(upcoming, after=now, zone=app.config["APP_TIMEZONE"])
+        db.session.commit()
     previous = last_started()
     decision = decide(
         run_at=run_time(upcoming),

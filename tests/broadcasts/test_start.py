@@ -249,3 +249,14 @@ def test_two_processes_racing_to_start_start_it_once():
         assert count == 200 and upcoming == 1
     finally:
         drop_database("broadcaster_test_race")
+
+
+def test_an_upcoming_broadcast_without_a_run_time_is_planned_from_the_schedule(app):
+    db.session.add(ScheduleVersion(wednesday=time(18, 0), default_batch_size=100))
+    broadcast = BroadcastFactory()
+    db.session.commit()
+    assert broadcast.scheduled_for is None
+    assert run_due_broadcast(app)["broadcast"] == "wait"
+    db.session.refresh(broadcast)
+    local = broadcast.scheduled_for.astimezone(__import__("zoneinfo").ZoneInfo(ZONE))
+    assert local.strftime("%A %H:%M") == "Wednesday 18:00" and broadcast.scheduled_for > utcnow()
