@@ -78,6 +78,7 @@ def register_blueprints(app: Flask) -> None:
     from app.system.routes import bp as system_bp
     from app.system.routes import health_bp
     from app.uploads.routes import bp as uploads_bp
+    from app.webhooks.routes import bp as webhooks_bp
 
     for bp in (
         auth_bp,
@@ -91,6 +92,7 @@ def register_blueprints(app: Flask) -> None:
         health_bp,
         settings_bp,
         audit_bp,
+        webhooks_bp,
     ):
         app.register_blueprint(bp)
 

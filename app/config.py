@@ -180,6 +180,10 @@ def load_config(env: dict[str, str] | None = None) -> dict[str, Any]:
         "PUBLIC_BASE_URL": _str(env, "PUBLIC_BASE_URL", "http://localhost:5000").rstrip("/"),
         "BROADCAST_CATCHUP_MINUTES": _int(env, "BROADCAST_CATCHUP_MINUTES", 60),
         "REPLY_WINDOW_HOURS": _int(env, "REPLY_WINDOW_HOURS", 36, minimum=1),
+        # Inbound (SPEC 6.5): the answer to HELP/INFO (empty: none), and the name Missive shows
+        # on the notes Broadcaster posts to conversations (opt-outs, opt-ins, admin actions).
+        "HELP_REPLY": _str(env, "HELP_REPLY"),
+        "MISSIVE_POST_USERNAME": _str(env, "MISSIVE_POST_USERNAME", "Broadcaster"),
         "RETENTION_DAYS": _int(env, "RETENTION_DAYS", 30, minimum=1),
         "UPLOAD_MAX_ROWS": _int(env, "UPLOAD_MAX_ROWS", 200_000, minimum=1),
         "BATCH_SIZE_MAX": _int(env, "BATCH_SIZE_MAX", 10_000, minimum=1),

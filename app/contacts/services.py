@@ -204,9 +204,11 @@ def set_subscription(
     reason: str,
     user: User | None,
     ip_address: str | None = None,
+    actor: str | None = None,
 ) -> int:
     """Unsubscribe (cancelling pending messages) or resubscribe a contact, audited.
-    Returns how many pending messages were cancelled; the caller commits."""
+    Returns how many pending messages were cancelled; the caller commits. `actor` names who did
+    it when no user did (the person texting STOP, a staff member acting from Missive)."""
     reason = _reason(reason)
     cancelled = 0
     if subscribed:
@@ -220,7 +222,7 @@ def set_subscription(
         cancelled = cancel_pending_messages([contact.id], "unsubscribed")
     what = "Resubscribed" if subscribed else "Unsubscribed"
     action = "contact_resubscribe" if subscribed else "contact_unsubscribe"
-    return _audit_toggle(action, what, contact, reason, cancelled, user, ip_address)
+    return _audit_toggle(action, what, contact, reason, cancelled, user, ip_address, actor)
 
 
 def set_exclusion(
@@ -256,10 +258,12 @@ def _audit_toggle(
     cancelled: int,
     user: User | None,
     ip_address: str | None,
+    actor: str | None = None,
 ) -> int:
     record_audit(
         action,
         user=user,
+        actor=actor,
         obj=contact,
         summary=f"{what} {contact.phone}: {reason}",
         details={"reason": reason, "cancelled_messages": cancelled},

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from rq_scheduler import Scheduler
 
-from app.jobs import QUEUE_DEFAULT
+from app.jobs import QUEUE_DEFAULT, QUEUE_MAINTENANCE
 
 ID_PREFIX = "periodic-"
 
@@ -31,6 +31,13 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
         cron="* * * * *",
         queue=QUEUE_DEFAULT,
         description="Every minute: start due sends, release follow-ups and retries, recover claims",
+    ),
+    PeriodicJob(
+        id="webhook-retention",
+        func="app.jobs.inbound.prune_webhook_events",
+        cron="17 4 * * *",
+        queue=QUEUE_MAINTENANCE,
+        description="Daily: delete webhook log entries older than RETENTION_DAYS",
     ),
 )
 

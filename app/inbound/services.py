@@ -1,0 +1,257 @@
+"""Inbound SMS from either source (Twilio, Missive): stored once, classified, linked to what it
+answers, and acted on: opt-out, opt-in, or a reply that cancels the pending follow-up (SPEC 6.5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from app.contacts.phones import normalize_phone
+from app.contacts.services import set_subscription
+from app.extensions import db
+from app.inbound.keywords import classify
+from app.inbound.sql import insert_ignore
+from app.models import (
+    PENDING_STATUSES,
+    Contact,
+    ContactSource,
+    InboundMessage,
+    Keyword,
+    MissiveConversation,
+    OutboundMessage,
+    Step,
+    utcnow,
+)
+from app.sending.cancel import cancel_pending_messages
+
+MAX_BODY = 10_000  # an SMS is at most 1,600 characters; anything longer is cut, not refused
+
+
+@dataclass(frozen=True)
+class InboundSMS:
+    """One inbound SMS as a webhook described it, already checked for shape by the route."""
+
+    provider: str  # "twilio" or "missive"
+    provider_id: str
+    phone: str  # as the provider wrote it; normalised here
+    body: str
+    received_at: datetime | None = None
+    missive_conversation_id: str | None = None
+
+
+@dataclass
+class InboundResult:
+    inbound_id: int | None = None
+    duplicate: bool = False
+    contact_id: int | None = None
+    contact_created: bool = False
+    keyword: Keyword | None = None
+    reply_to_id: int | None = None
+    cancelled: int = 0
+    subscription_changed: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def outcome(self) -> str:
+        if self.duplicate:
+            return "duplicate: already stored"
+        parts = [f"inbound {self.inbound_id}", str(self.keyword or "reply")]
+        if self.reply_to_id:
+            parts.append(f"replies to {self.reply_to_id}")
+        if self.subscription_changed:
+            parts.append("unsubscribed" if self.keyword == Keyword.STOP else "resubscribed")
+        if self.cancelled:
+            parts.append(f"{self.cancelled} cancelled")
+        return ", ".join(parts + self.notes)[:200]
+
+
+def get_or_create_contact(phone: str) -> tuple[int, bool]:
+    """The contact with this E.164 number, created (`source = conversation`: the person texted
+    in or was synced from Missive) if new. Returns (id, created). A contact that already exists
+    keeps its source: a reply to a campaign-only (`upload`) contact is not a broadcast opt-in."""
+    new_id = insert_ignore(
+        Contact.__table__,
+        {
+            "phone": phone,
+            "source": ContactSource.CONVERSATION.value,
+            "attributes": {},
+            "created_at": utcnow(),
+            "updated_at": utcnow(),
+        },
+        ["phone"],
+    )
+    if new_id is not None:
+        return new_id, True
+    return db.session.scalar(sa.select(Contact.id).where(Contact.phone == phone)), False
+
+
+def latest_outbound_within(contact_id: int, at: datetime, window_hours: int) -> int | None:
+    """The outbound message a message received `at` answers: the latest one sent to the contact
+    in the `window_hours` before it (a message never sent cannot be answered)."""
+    return db.session.scalar(
+        sa.select(OutboundMessage.id)
+        .where(
+            OutboundMessage.contact_id == contact_id,
+            OutboundMessage.sent_at.is_not(None),
+            OutboundMessage.sent_at <= at,
+            OutboundMessage.sent_at >= at - timedelta(hours=window_hours),
+        )
+        .order_by(OutboundMessage.sent_at.desc(), OutboundMessage.id.desc())
+        .limit(1)
+    )
+
+
+def cancel_follow_ups_after_reply(contact_id: int, at: datetime) -> int:
+    """Cancel the contact's pending follow-ups of every send whose first message reached them
+    before the reply (reason `replied`): the same rule the engine re-checks when it claims a
+    follow-up, so what the dashboard shows now is what will happen."""
+    first = OutboundMessage.__table__.alias("first")
+    follow = OutboundMessage.__table__
+    sends = db.session.execute(
+        sa.select(follow.c.broadcast_id, follow.c.campaign_id)
+        .join(
+            first,
+            sa.and_(
+                first.c.contact_id == follow.c.contact_id,
+                first.c.step == Step.FIRST,
+                sa.or_(
+                    sa.and_(
+                        follow.c.broadcast_id.is_not(None),
+                        first.c.broadcast_id == follow.c.broadcast_id,
+                    ),
+                    sa.and_(
+                        follow.c.campaign_id.is_not(None),
+                        first.c.campaign_id == follow.c.campaign_id,
+                    ),
+                ),
+            ),
+        )
+        .where(
+            follow.c.contact_id == contact_id,
+            follow.c.step == Step.SECOND,
+            follow.c.status.in_(PENDING_STATUSES),
+            sa.func.coalesce(first.c.sent_at, first.c.created_at) <= at,
+        )
+        .distinct()
+    ).all()
+    return sum(
+        cancel_pending_messages(
+            [contact_id],
+            "replied",
+            broadcast_id=broadcast_id,
+            campaign_id=campaign_id,
+            step=Step.SECOND,
+        )
+        for broadcast_id, campaign_id in sends
+    )
+
+
+def record_inbound(sms: InboundSMS, *, reply_window_hours: int) -> InboundResult:
+    """Store the SMS once (its provider id is unique) and act on it; the caller commits.
+
+    A second delivery of the same SMS (a retried webhook, two racing requests) is reported as a
+    duplicate and does nothing else. STOP unsubscribes and cancels everything pending, START
+    resubscribes, HELP does nothing here (the route answers it), anything else is a reply that
+    cancels the pending follow-up.
+    """
+    result = InboundResult(keyword=classify(sms.body))
+    received_at = sms.received_at or utcnow()
+    phone = normalize_phone(sms.phone)
+    if phone is not None:
+        result.contact_id, result.contact_created = get_or_create_contact(phone)
+        result.reply_to_id = latest_outbound_within(
+            result.contact_id, received_at, reply_window_hours
+        )
+    else:
+        result.notes.append("sender is not a phone number")
+    result.inbound_id = insert_ignore(
+        InboundMessage.__table__,
+        {
+            "provider_id": sms.provider_id,
+            "provider": sms.provider,
+            "phone": phone or (sms.phone or "")[:20],
+            "body": (sms.body or "")[:MAX_BODY],
+            "received_at": received_at,
+            "contact_id": result.contact_id,
+            "reply_to_id": result.reply_to_id,
+            "keyword": result.keyword.value if result.keyword else None,
+            "missive_conversation_id": sms.missive_conversation_id,
+            "created_at": utcnow(),
+        },
+        ["provider_id"],
+    )
+    if result.inbound_id is None:
+        result.duplicate = True
+        return result
+    if result.contact_id is None:
+        return result
+    if result.keyword == Keyword.STOP:
+        contact = db.session.get(Contact, result.contact_id)
+        if contact.unsubscribed:
+            result.cancelled = cancel_pending_messages([contact.id], "unsubscribed")
+        else:
+            result.cancelled = set_subscription(
+                contact,
+                subscribed=False,
+                reason=f"texted “{sms.body.strip()[:40]}”",
+                user=None,
+                actor=f"{phone} (inbound STOP)",
+            )
+            result.subscription_changed = True
+    elif result.keyword == Keyword.START:
+        contact = db.session.get(Contact, result.contact_id)
+        if contact.unsubscribed:
+            set_subscription(
+                contact,
+                subscribed=True,
+                reason=f"texted “{sms.body.strip()[:40]}”",
+                user=None,
+                actor=f"{phone} (inbound START)",
+            )
+            result.subscription_changed = True
+    elif result.keyword is None:
+        result.cancelled = cancel_follow_ups_after_reply(result.contact_id, received_at)
+    return result
+
+
+def apply_admin_action(contact_id: int, *, unsubscribe: bool, staff_name: str) -> tuple[bool, int]:
+    """A staff member's "unsubscribe"/"resubscribe" comment in Missive (SPEC 6.5), audited under
+    their name. Returns (changed, messages cancelled); the caller commits."""
+    contact = db.session.get(Contact, contact_id)
+    if contact is None or contact.unsubscribed == unsubscribe:
+        return False, 0
+    cancelled = set_subscription(
+        contact,
+        subscribed=not unsubscribe,
+        reason=f"{'unsubscribed' if unsubscribe else 'resubscribed'} from Missive by {staff_name}",
+        user=None,
+        actor=f"{staff_name} (Missive)",
+    )
+    return True, cancelled
+
+
+def conversation_for_contact(contact_id: int, preferred: str | None = None) -> str | None:
+    """The Missive conversation to post a note about this contact to: the one the message came
+    from, else the contact's most recently updated mirrored conversation, else the one our last
+    Missive send went to."""
+    if preferred:
+        return preferred
+    mirrored = db.session.scalar(
+        sa.select(MissiveConversation.missive_id)
+        .where(MissiveConversation.contact_id == contact_id)
+        .order_by(MissiveConversation.updated_at.desc())
+        .limit(1)
+    )
+    if mirrored:
+        return mirrored
+    return db.session.scalar(
+        sa.select(OutboundMessage.missive_conversation_id)
+        .where(
+            OutboundMessage.contact_id == contact_id,
+            OutboundMessage.missive_conversation_id.is_not(None),
+        )
+        .order_by(OutboundMessage.id.desc())
+        .limit(1)
+    )

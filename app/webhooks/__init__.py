@@ -1,0 +1,1 @@
+"""Provider webhooks (Twilio, Missive): public, CSRF-exempt, every call signature-checked."""
