@@ -73,9 +73,9 @@ def parse_body(raw: bytes) -> dict[str, Any]:
 
 
 def parse_conversation(payload: dict[str, Any], required: bool = True) -> ConversationData | None:
-    conversation = _object(payload.get("conversation"), "conversation", required)
-    if not conversation:
+    if payload.get("conversation") is None and not required:
         return None
+    conversation = _object(payload.get("conversation"), "conversation")
     labels = None
     if "shared_labels" in conversation:
         raw_labels = conversation["shared_labels"]
