@@ -49,3 +49,33 @@
   });
   document.addEventListener("htmx:afterSwap", function (evt) { dismissLater(evt.target); });
 })();
+
+// Broadcasts: the segment shares' total follows the inputs as people type (the server checks
+// it again on save), and "Cancel"/"Close" in a confirmation panel empties it.
+(function () {
+  "use strict";
+  document.addEventListener("input", function (evt) {
+    var input = evt.target;
+    if (!input.matches || !input.matches("[data-ratio]")) return;
+    var form = input.closest("[data-ratios]");
+    if (!form) return;
+    var total = 0;
+    var valid = true;
+    form.querySelectorAll("[data-ratio]").forEach(function (el) {
+      var text = el.value.trim();
+      if (text === "") return;
+      if (!/^\d+$/.test(text)) { valid = false; return; }
+      total += parseInt(text, 10);
+    });
+    var out = form.querySelector("[data-ratio-sum]");
+    if (out) out.textContent = valid ? String(total) : "?";
+    var line = form.querySelector("[data-ratio-total]");
+    if (line) line.classList.toggle("ratio-sum--over", valid && total > 100);
+  });
+  document.addEventListener("click", function (evt) {
+    var button = evt.target.closest && evt.target.closest("[data-dismiss]");
+    if (!button) return;
+    var panel = button.closest("[data-dismissable]");
+    if (panel) panel.remove();
+  });
+})();
