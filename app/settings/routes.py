@@ -8,23 +8,54 @@ from sqlalchemy.exc import IntegrityError
 
 from app.audit.services import record_audit
 from app.auth.services import create_user, list_users, update_user
+from app.broadcasts.services import staff_numbers
 from app.extensions import db
+from app.htmx import is_htmx
 from app.models import Role, User
 from app.security import require_role
 from app.settings.forms import EditUserForm, NewUserForm
-from app.settings.services import sending_rules, transport_status
+from app.settings.services import save_staff_numbers, sending_rules, transport_status
 from app.validation import ValidationError
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
 
+def _index(staff_value: str | None = None, staff_error: str | None = None, status: int = 200):
+    numbers = staff_numbers()
+    return (
+        render_template(
+            "settings/index.html",
+            transport=transport_status(current_app.config),
+            rules=sending_rules(current_app.config),
+            staff=numbers,
+            staff_value="\n".join(numbers) if staff_value is None else staff_value,
+            staff_error=staff_error,
+        ),
+        status,
+    )
+
+
 @bp.get("/")
 def index():
-    return render_template(
-        "settings/index.html",
-        transport=transport_status(current_app.config),
-        rules=sending_rules(current_app.config),
-    )
+    return _index()
+
+
+@bp.post("/staff-numbers")
+@require_role(Role.ADMIN)
+def update_staff_numbers():
+    """The numbers "Test send" goes to; each one checked, all saved or none."""
+    raw = request.form.get("staff_numbers", "")[:2000]
+    try:
+        numbers = save_staff_numbers(raw, user=current_user)
+    except ValidationError as exc:
+        db.session.rollback()
+        if is_htmx():
+            raise
+        return _index(raw, exc.message, 422)
+    db.session.commit()
+    count = len(numbers)
+    flash(f"Saved {count} staff test number{'' if count == 1 else 's'}.", "success")
+    return redirect(url_for("settings.index") + "#settings-staff")
 
 
 @bp.get("/users")

@@ -1,8 +1,18 @@
-"""What the settings page shows about how the app is configured (no secrets, only whether they are set)."""
+"""What the settings page shows about how the app is configured (no secrets, only whether they are
+set), and the settings edited there (the staff test numbers)."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from app.audit.services import record_audit
+from app.broadcasts.services import STAFF_NUMBERS_SETTING
+from app.contacts.phones import normalize_phone
+from app.extensions import db
+from app.models import Setting, User
+from app.validation import ValidationError
+
+MAX_STAFF_NUMBERS = 20
 
 
 def transport_status(config: dict[str, Any]) -> dict[str, Any]:
@@ -46,3 +56,40 @@ def sending_rules(config: dict[str, Any]) -> list[tuple[str, str]]:
         ("Upload limit", f"{config['UPLOAD_MAX_ROWS']:,} rows"),
         ("Public base URL", config["PUBLIC_BASE_URL"]),
     ]
+
+
+def save_staff_numbers(raw: str, *, user: User | None) -> list[str]:
+    """The staff test numbers (one per line or comma-separated), normalised to E.164; the
+    caller commits. ValidationError names every number that is not one, and saves nothing."""
+    entries = [part.strip() for part in raw.replace(",", "\n").splitlines() if part.strip()]
+    if len(entries) > MAX_STAFF_NUMBERS:
+        raise ValidationError(
+            f"At most {MAX_STAFF_NUMBERS} staff numbers ({len(entries)} given).", "staff_numbers"
+        )
+    numbers, bad = [], []
+    for entry in entries:
+        phone = normalize_phone(entry)
+        if phone is None:
+            bad.append(entry[:40])
+        elif phone not in numbers:
+            numbers.append(phone)
+    if bad:
+        raise ValidationError(
+            "Not phone numbers: " + ", ".join(bad) + ". Nothing was saved.", "staff_numbers"
+        )
+    setting = db.session.get(Setting, STAFF_NUMBERS_SETTING)
+    before = list(setting.value or []) if setting is not None else []
+    if setting is None:
+        setting = Setting(key=STAFF_NUMBERS_SETTING)
+        db.session.add(setting)
+    setting.value = numbers
+    setting.updated_by_id = user.id if user is not None else None
+    record_audit(
+        "settings.staff_numbers",
+        user=user,
+        object_type="setting",
+        object_id=STAFF_NUMBERS_SETTING,
+        summary=f"Staff test numbers: {', '.join(numbers) or 'none'}",
+        details={"before": before, "after": numbers},
+    )
+    return numbers
