@@ -6,6 +6,9 @@ from datetime import timedelta
 
 from flask import Blueprint, current_app, render_template
 
+from app.broadcasts.display import zone_label
+from app.broadcasts.services import run_time
+from app.broadcasts.stats import broadcast_stats
 from app.dashboard.services import (
     active_schedule,
     audience_summary,
@@ -22,11 +25,16 @@ bp = Blueprint("dashboard", __name__)
 
 @bp.get("/")
 def index():
+    upcoming = upcoming_broadcast()
+    last = last_broadcast()
     return render_template(
         "dashboard/index.html",
         audience=audience_summary(),
-        upcoming=upcoming_broadcast(),
-        last=last_broadcast(),
+        upcoming=upcoming,
+        run_at=run_time(upcoming) if upcoming else None,
+        zone_label=zone_label(current_app.config["APP_TIMEZONE"]),
+        last=last,
+        last_stats=(broadcast_stats(last) or {}) if last else {},
         schedule=active_schedule(),
         last_tick=last_job_run("tick"),
         messages_24h=messages_since(utcnow() - timedelta(hours=24)),
