@@ -8,8 +8,10 @@ and commit at their boundary.
 from __future__ import annotations
 
 import csv
+import gc
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,11 +126,33 @@ def _flag_existing(phones: list[str]) -> dict[str, str]:
     }
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a whole file is parsed and validated.
+
+    Those steps allocate a few hundred thousand lists and row objects that all stay alive to
+    the end, so each collection rescans them and frees nothing: a third of the validation time
+    of a 100,000-row file. Reference counting still frees everything else as usual; the
+    collector is back on (if it was on) as soon as the rows are staged."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def validate_upload_file(
     upload: Upload, on_progress: Callable[[int], None] | None = None
 ) -> dict[str, Any]:
     """Validate the whole file: counts, per-row issues, and the normalised valid rows staged for
     the import. A file-level problem marks the upload failed with its message. Writes no contact."""
+    with _collector_paused():
+        return _validate(upload, on_progress)
+
+
+def _validate(upload: Upload, on_progress: Callable[[int], None] | None) -> dict[str, Any]:
     upload.status = UploadStatus.VALIDATING
     upload.started_at = upload.started_at or utcnow()
     try:
@@ -228,16 +252,9 @@ ON CONFLICT (phone) DO UPDATE SET
   attributes = {merge},
   updated_at = excluded.updated_at
 """
-# PostgreSQL does both in one statement and tells inserted (xmax = 0) from updated rows, so the
-# memberships join the upserted rows instead of probing contacts again.
-_UPSERT_AND_LINK_PG = """
-WITH upserted AS ({upsert} RETURNING contacts.id, contacts.phone, (contacts.xmax = 0) AS created),
-linked AS (
-  INSERT INTO upload_contacts (upload_id, contact_id, row_number, message, data)
-  SELECT :upload_id, u.id, s.row_number, s.message, s.data
-  FROM upserted AS u JOIN upload_staging AS s ON s.phone = u.phone
-  ON CONFLICT (upload_id, contact_id) DO NOTHING
-)
+# PostgreSQL tells inserted (xmax = 0) from updated rows; only the two counts leave the server.
+_UPSERT_COUNTED_PG = """
+WITH upserted AS ({upsert} RETURNING (contacts.xmax = 0) AS created)
 SELECT count(*) FILTER (WHERE created), count(*) FILTER (WHERE NOT created) FROM upserted
 """
 _LINK_ROWS = """
@@ -291,9 +308,7 @@ def import_upload_batches(
     upsert_sql = _UPSERT_CONTACTS.format(merge=_MERGE_ATTRIBUTES[dialect])
     upsert = sa.text(upsert_sql).bindparams(now)
     link = sa.text(_LINK_ROWS).bindparams(upload_id=upload.id)
-    both = sa.text(_UPSERT_AND_LINK_PG.format(upsert=upsert_sql)).bindparams(
-        now, upload_id=upload.id
-    )
+    counted = sa.text(_UPSERT_COUNTED_PG.format(upsert=upsert_sql)).bindparams(now)
     start = upload.progress
     while start < len(lines):
         batch = lines[start : start + batch_size]
@@ -302,7 +317,10 @@ def import_upload_batches(
         connection.execute(sa.text("DELETE FROM upload_staging"))
         _fill_staging(connection, batch)
         if dialect == "postgresql":
-            created, updated = connection.execute(both).one()
+            # Two statements, not one with the memberships joined to the upsert's RETURNING: the
+            # single statement took 1.5 s per 50,000 rows, these two take 1.0 s together.
+            created, updated = connection.execute(counted).one()
+            connection.execute(link)
         else:
             updated = connection.execute(
                 sa.text(
