@@ -71,6 +71,9 @@ def get_or_create_contact(phone: str) -> tuple[int, bool]:
     """The contact with this E.164 number, created (`source = conversation`: the person texted
     in or was synced from Missive) if new. Returns (id, created). A contact that already exists
     keeps its source: a reply to a campaign-only (`upload`) contact is not a broadcast opt-in."""
+    existing = db.session.scalar(sa.select(Contact.id).where(Contact.phone == phone))
+    if existing is not None:  # the common case: one query
+        return existing, False
     new_id = insert_ignore(
         Contact.__table__,
         {
