@@ -142,14 +142,18 @@ def contact_timeline(contact: Contact, limit: int = TIMELINE_LIMIT) -> list[Time
     inbound = db.session.scalars(
         sa.select(InboundMessage)
         .where(InboundMessage.contact_id == contact.id)
+        .options(selectinload(InboundMessage.reply_to))
         .order_by(InboundMessage.received_at.desc())
         .limit(limit)
     )
     entries = []
     for m in outbound:
         send = f"Broadcast #{m.broadcast_id}" if m.broadcast_id else f"Campaign #{m.campaign_id}"
-        detail = m.cancel_reason or (
-            f"error {m.error_code}" if m.error_code else (m.provider_status or "")
+        detail = (
+            f"cancelled: {m.cancel_reason}"
+            if m.cancel_reason and m.status == "cancelled"
+            else m.cancel_reason
+            or (f"error {m.error_code}" if m.error_code else (m.provider_status or ""))
         )
         entries.append(
             TimelineEntry(
@@ -161,15 +165,26 @@ def contact_timeline(contact: Contact, limit: int = TIMELINE_LIMIT) -> list[Time
                 send=send,
             )
         )
+    keyword_effect = {"stop": "opt-out", "start": "opt-in", "help": "help request"}
     for m in inbound:
+        detail = [keyword_effect[m.keyword] if m.keyword else "", f"via {m.provider}"]
+        send = ""
+        if m.reply_to is not None:
+            answered = m.reply_to
+            send = (
+                f"Broadcast #{answered.broadcast_id}"
+                if answered.broadcast_id
+                else f"Campaign #{answered.campaign_id}"
+            )
+            detail.insert(0, f"answers the {answered.step} message")
         entries.append(
             TimelineEntry(
                 at=m.received_at,
                 direction="in",
                 body=m.body,
                 status=str(m.keyword) if m.keyword else "reply",
-                detail=f"via {m.provider}",
-                send="",
+                detail=" · ".join(part for part in detail if part),
+                send=send,
             )
         )
     entries.sort(key=lambda e: e.at, reverse=True)
