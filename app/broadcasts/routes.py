@@ -227,7 +227,7 @@ FIELD_TEMPLATES = {
     "delay": "broadcasts/partials/_field_number.html",
     "batch_size": "broadcasts/partials/_field_number.html",
     "run_at": "broadcasts/partials/_field_run_at.html",
-    "segments": "broadcasts/partials/_field_segments.html",
+    "segments": "broadcasts/partials/_segments_feedback.html",
 }
 
 

@@ -51,14 +51,11 @@
 })();
 
 // Broadcasts: the segment shares' total follows the inputs as people type (the server checks
-// it again on save), and "Cancel"/"Close" in a confirmation panel empties it.
+// it again on each save, and marks the input at fault), and "Cancel"/"Close" in a
+// confirmation panel empties it.
 (function () {
   "use strict";
-  document.addEventListener("input", function (evt) {
-    var input = evt.target;
-    if (!input.matches || !input.matches("[data-ratio]")) return;
-    var form = input.closest("[data-ratios]");
-    if (!form) return;
+  function showTotal(form) {
     var total = 0;
     var valid = true;
     form.querySelectorAll("[data-ratio]").forEach(function (el) {
@@ -71,6 +68,33 @@
     if (out) out.textContent = valid ? String(total) : "?";
     var line = form.querySelector("[data-ratio-total]");
     if (line) line.classList.toggle("ratio-sum--over", valid && total > 100);
+  }
+  function markFault(form, feedback) {
+    var fault = feedback.getAttribute("data-invalid");
+    form.querySelectorAll("input[data-ratio], select").forEach(function (el) {
+      var bad = fault && (fault === "segments" ? el.matches("[data-ratio]") : el.name === fault);
+      if (bad) {
+        el.setAttribute("aria-invalid", "true");
+        el.setAttribute("aria-describedby", "broadcasts-segments-error");
+      } else {
+        el.removeAttribute("aria-invalid");
+        el.removeAttribute("aria-describedby");
+      }
+    });
+  }
+  document.addEventListener("input", function (evt) {
+    var input = evt.target;
+    if (!input.matches || !input.matches("[data-ratio]")) return;
+    var form = input.closest("[data-ratios]");
+    if (form) showTotal(form);
+  });
+  // A save answered after more typing: the total shown is still that of the inputs.
+  document.addEventListener("htmx:afterSwap", function () {
+    var feedback = document.getElementById("broadcasts-segments-feedback");
+    var form = feedback && feedback.closest("[data-ratios]");
+    if (!form) return;
+    showTotal(form);
+    markFault(form, feedback);
   });
   document.addEventListener("click", function (evt) {
     var button = evt.target.closest && evt.target.closest("[data-dismiss]");

@@ -292,8 +292,11 @@ def test_bad_ratios_are_refused_and_the_typed_values_come_back(
     response = operator_client.post("/broadcasts/upcoming/segments", data=data, headers=HX)
     html = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert message in html
-    assert f'value="{values["A"]}"' in html  # what was typed, not what is saved
+    assert html.lstrip().startswith('<div id="broadcasts-segments-feedback"')
+    assert message in html and 'id="broadcasts-segments-error"' in html
+    # Only the feedback is swapped (the typed shares stay in their inputs); it names the fault.
+    fault = "segments" if "add up" in message else f"ratio_{segments['A'].id}"
+    assert f'data-invalid="{fault}"' in html
     db.session.expire_all()
     links = db.session.get(Broadcast, upcoming.id).segment_links
     assert [(link.segment_id, link.ratio) for link in links] == [(segments["A"].id, 20)]

@@ -61,6 +61,8 @@ class LiveServer:
     log_path: Path
     email: str = ADMIN_EMAIL
     password: str = ADMIN_PASSWORD
+    # The server's environment: a worker started by a test uses the same database and Redis.
+    env: dict[str, str] = field(default_factory=dict)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -99,6 +101,10 @@ def live_server() -> Iterator[LiveServer]:
         REDIS_URL=E2E_REDIS_URL,
         # A fresh prefix per run: no sign-in attempts counted by an earlier run.
         RATELIMIT_KEY_PREFIX=f"broadcaster-e2e-{uuid.uuid4().hex[:8]}",
+        # Sends go out whatever the hour the tests run, quickly, with receipts a second later.
+        QUIET_HOURS="off",
+        SEND_RATE_MPS="50",
+        SIMULATOR_STATUS_DELAY_SECONDS="1",
     )
     process: subprocess.Popen | None = None
     try:
@@ -137,7 +143,7 @@ def live_server() -> Iterator[LiveServer]:
                 stderr=subprocess.STDOUT,
             )
         _wait_until_healthy(url, process, log_path)
-        yield LiveServer(url=url, log_path=log_path)
+        yield LiveServer(url=url, log_path=log_path, env=env)
     finally:
         if process is not None:
             process.terminate()
