@@ -22,6 +22,12 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 OUTPUT_DIR = ROOT / "test-results"
 
 
+def scratch_database(suffix: str) -> str:
+    """A throwaway database's name derived from the test database's, so two suites run with
+    different TEST_DATABASE_URLs never share (and drop) each other's scratch databases."""
+    return f"{make_url(TEST_DATABASE_URL).database}_{suffix}"
+
+
 def database_url_named(name: str) -> str:
     """The test server's URL with another database name (for throwaway databases)."""
     return make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)

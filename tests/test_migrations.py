@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from tests.support import drop_database, recreate_database, run_flask, test_env
+from tests.support import drop_database, recreate_database, run_flask, scratch_database, test_env
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,7 @@ def _upgrade_then_check(env: dict[str, str]) -> None:
 
 
 def test_upgrade_on_empty_postgresql_then_check_reports_no_drift():
-    url = recreate_database("broadcaster_test_migrations")
+    url = recreate_database(scratch_database("migrations"))
     try:
         env = test_env(DATABASE_URL=url)
         _upgrade_then_check(env)
@@ -48,7 +48,7 @@ def test_upgrade_on_empty_postgresql_then_check_reports_no_drift():
         downgraded = run_flask(["db", "downgrade", "base"], env)
         assert downgraded.returncode == 0, downgraded.stderr
     finally:
-        drop_database("broadcaster_test_migrations")
+        drop_database(scratch_database("migrations"))
 
 
 def test_upgrade_on_empty_sqlite_then_check_reports_no_drift(tmp_path):

@@ -114,18 +114,17 @@ class OutboundMessage(TimestampMixin, db.Model):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    broadcast_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("broadcasts.id", ondelete="CASCADE")
-    )
-    campaign_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("campaigns.id", ondelete="CASCADE")
-    )
+    # No foreign keys to the send or the segment: starting a broadcast inserts 100,000 rows
+    # that all point at the same broadcast and a few segments, and PostgreSQL's per-row key
+    # checks on those few rows cost more than the insert itself (bench.start_broadcast). The
+    # engine writes these ids inside the transaction that holds the send's row; sends are never
+    # deleted (they are cancelled), and a deleted segment leaves a harmless stale id.
+    broadcast_id: Mapped[int | None] = mapped_column()
+    campaign_id: Mapped[int | None] = mapped_column()
     contact_id: Mapped[int] = mapped_column(sa.ForeignKey("contacts.id", ondelete="CASCADE"))
     step: Mapped[Step] = mapped_column(str_enum(Step, "message_step"), default=Step.FIRST)
     body: Mapped[str] = mapped_column(sa.Text)
-    segment_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("segments.id", ondelete="SET NULL")
-    )
+    segment_id: Mapped[int | None] = mapped_column()  # which segment chose it (no FK, above)
     status: Mapped[MessageStatus] = mapped_column(
         str_enum(MessageStatus, "message_status"), default=MessageStatus.QUEUED
     )
@@ -147,10 +146,16 @@ class OutboundMessage(TimestampMixin, db.Model):
     sms_segments: Mapped[int] = mapped_column(default=1)
     cancel_reason: Mapped[str | None] = mapped_column(sa.String(200))
 
-    broadcast: Mapped[Broadcast | None] = relationship()
-    campaign: Mapped[Campaign | None] = relationship()
+    broadcast: Mapped[Broadcast | None] = relationship(
+        primaryjoin="foreign(OutboundMessage.broadcast_id) == Broadcast.id"
+    )
+    campaign: Mapped[Campaign | None] = relationship(
+        primaryjoin="foreign(OutboundMessage.campaign_id) == Campaign.id"
+    )
     contact: Mapped[Contact] = relationship(back_populates="outbound_messages")
-    segment: Mapped[Segment | None] = relationship()
+    segment: Mapped[Segment | None] = relationship(
+        primaryjoin="foreign(OutboundMessage.segment_id) == Segment.id"
+    )
 
     def __repr__(self) -> str:
         return f"<OutboundMessage {self.id} {self.step} {self.status}>"

@@ -202,10 +202,11 @@ def test_two_processes_racing_to_start_start_it_once():
         make_test_config,
         recreate_database,
         run_flask,
+        scratch_database,
         test_env,
     )
 
-    url = recreate_database("broadcaster_test_race")
+    url = recreate_database(scratch_database("race"))
     try:
         assert run_flask(["db", "upgrade"], test_env(DATABASE_URL=url)).returncode == 0
         other = create_app(make_test_config(database_url=url))
@@ -248,7 +249,7 @@ def test_two_processes_racing_to_start_start_it_once():
             db.engine.dispose()
         assert count == 200 and upcoming == 1
     finally:
-        drop_database("broadcaster_test_race")
+        drop_database(scratch_database("race"))
 
 
 def test_an_upcoming_broadcast_without_a_run_time_is_planned_from_the_schedule(app):

@@ -37,12 +37,13 @@ from tests.support import (
     recreate_database,
     run_flask,
     run_worker_py,
+    scratch_database,
     test_env,
 )
 from tests.webhooks.signing import inbound_params, post_twilio, twilio_signature
 
 pytestmark = pytest.mark.slow
-DATABASE = "broadcaster_test_inbound_race"
+DATABASE = scratch_database("inbound_race")
 FROM = "+13135559999"
 PUBLIC = "https://broadcaster.example.org"
 INBOUND = "/webhooks/twilio/inbound"

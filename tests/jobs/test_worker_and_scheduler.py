@@ -12,7 +12,14 @@ from app.jobs import QUEUE_DEFAULT, QUEUES, get_queue
 from app.jobs.schedule import ID_PREFIX, PERIODIC_JOBS, register_periodic_jobs
 from app.jobs.tick import tick
 from app.models import JobOutcome, JobRun
-from tests.support import drop_database, recreate_database, run_flask, run_worker_py, test_env
+from tests.support import (
+    drop_database,
+    recreate_database,
+    run_flask,
+    run_worker_py,
+    scratch_database,
+    test_env,
+)
 
 
 def test_tick_records_a_successful_job_run(app):
@@ -67,7 +74,7 @@ def test_get_queue_refuses_unknown_names(app):
 
 @pytest.mark.slow
 def test_a_real_rq_worker_runs_the_tick_inside_the_app(redis_conn):
-    url = recreate_database("broadcaster_test_worker")
+    url = recreate_database(scratch_database("worker"))
     try:
         env = test_env(DATABASE_URL=url)
         assert run_flask(["db", "upgrade"], env).returncode == 0
@@ -80,4 +87,4 @@ def test_a_real_rq_worker_runs_the_tick_inside_the_app(redis_conn):
         engine.dispose()
         assert rows == [("tick", "success")]
     finally:
-        drop_database("broadcaster_test_worker")
+        drop_database(scratch_database("worker"))

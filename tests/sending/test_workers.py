@@ -37,11 +37,12 @@ from tests.support import (
     recreate_database,
     run_flask,
     run_worker_py,
+    scratch_database,
     test_env,
 )
 
 pytestmark = pytest.mark.slow
-DATABASE = "broadcaster_test_engine"
+DATABASE = scratch_database("engine")
 FROM = "+13135559999"
 
 
