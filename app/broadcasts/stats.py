@@ -116,6 +116,30 @@ def compute_broadcast_stats(broadcast_id: int) -> dict[str, Any]:
     }
 
 
+def initial_stats(recipients: int) -> dict[str, Any]:
+    """The figures of a broadcast that has just been created: every first message queued.
+
+    Exactly what `compute_broadcast_stats` returns for it, without counting the rows.
+    """
+    return {
+        "recipients": recipients,
+        "first_sent": 0,
+        "second_sent": 0,
+        "delivered": 0,
+        "failed": 0,
+        "failed_by_code": [],
+        "replies": 0,
+        "unsubscribes": 0,
+        "cancelled_by_reply": 0,
+        "segments_used": 0,
+        "delivery_rate": None,
+        "reply_rate": 0.0 if recipients else None,
+        "first_done": 0,
+        "pending": recipients,
+        "by_status": {"first": {"queued": recipients} if recipients else {}, "second": {}},
+    }
+
+
 def refresh_broadcast_stats(broadcast: Broadcast) -> dict[str, Any]:
     """Recompute and store; the caller commits."""
     broadcast.stats = compute_broadcast_stats(broadcast.id)

@@ -124,3 +124,16 @@ def test_pages_get_stored_figures_and_a_sending_broadcast_is_recomputed_when_sta
     assert broadcast_stats(broadcast)["first_sent"] == 1
     upcoming = BroadcastFactory.build(status=BroadcastStatus.UPCOMING)
     assert broadcast_stats(upcoming) is None
+
+
+def test_the_figures_stored_at_start_are_what_counting_would_give(app):
+    from app.broadcasts.stats import initial_stats
+    from app.sending.outbound import create_outbound
+
+    broadcast = BroadcastFactory(status=BroadcastStatus.SENDING, started_at=utcnow())
+    contacts = ContactFactory.create_batch(3)
+    create_outbound(broadcast, [c.id for c in contacts], "Hi")
+    db.session.flush()
+    assert initial_stats(3) == compute_broadcast_stats(broadcast.id)
+    empty = BroadcastFactory(status=BroadcastStatus.SENT, started_at=utcnow())
+    assert initial_stats(0) == compute_broadcast_stats(empty.id)
