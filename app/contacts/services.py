@@ -129,6 +129,14 @@ class TimelineEntry:
     status: str
     detail: str
     send: str  # "Broadcast #3", "Campaign #2", ""
+    anchor: str = ""  # the entry's DOM id, so a reply can point at the message it answers
+    due: bool = False  # `at` is when it was (or is) planned to go out, not when it happened
+    answers: str = ""  # the answered message's anchor (a reply within the window), else ""
+    answers_body: str = ""
+
+
+def timeline_anchor(direction: str, message_id: int) -> str:
+    return f"contacts-timeline-{direction}-{message_id}"
 
 
 def contact_timeline(contact: Contact, limit: int = TIMELINE_LIMIT) -> list[TimelineEntry]:
@@ -163,6 +171,8 @@ def contact_timeline(contact: Contact, limit: int = TIMELINE_LIMIT) -> list[Time
                 status=str(m.status),
                 detail=f"{m.step} message" + (f" · {detail}" if detail else ""),
                 send=send,
+                anchor=timeline_anchor("out", m.id),
+                due=m.sent_at is None and m.scheduled_for is not None,
             )
         )
     keyword_effect = {"stop": "opt-out", "start": "opt-in", "help": "help request"}
@@ -185,6 +195,9 @@ def contact_timeline(contact: Contact, limit: int = TIMELINE_LIMIT) -> list[Time
                 status=str(m.keyword) if m.keyword else "reply",
                 detail=" · ".join(part for part in detail if part),
                 send=send,
+                anchor=timeline_anchor("in", m.id),
+                answers=timeline_anchor("out", m.reply_to.id) if m.reply_to else "",
+                answers_body=m.reply_to.body if m.reply_to else "",
             )
         )
     entries.sort(key=lambda e: e.at, reverse=True)

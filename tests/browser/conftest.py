@@ -35,6 +35,8 @@ E2E_REDIS_URL = os.environ.get("TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/13"
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "browser-test-password"
 STARTUP_TIMEOUT = 20.0
+# The server checks X-Twilio-Signature with this token, so a test can post signed webhooks.
+TWILIO_AUTH_TOKEN = "e2e-twilio-token"
 
 
 # The suite-wide autouse fixtures roll back a transaction on the in-process test database
@@ -96,6 +98,9 @@ def _check(result: subprocess.CompletedProcess, what: str) -> None:
 def live_server() -> Iterator[LiveServer]:
     """gunicorn serving the app, as the Procfile runs it, on a freshly migrated database."""
     OUTPUT_DIR.mkdir(exist_ok=True)
+    # The port is chosen first: Twilio signs the public URL, which must be this server's.
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
     env = test_env(
         DATABASE_URL=recreate_database(E2E_DATABASE),
         REDIS_URL=E2E_REDIS_URL,
@@ -105,6 +110,10 @@ def live_server() -> Iterator[LiveServer]:
         QUIET_HOURS="off",
         SEND_RATE_MPS="50",
         SIMULATOR_STATUS_DELAY_SECONDS="1",
+        # Signed Twilio webhooks (tests/browser/test_inbound_timeline.py); sends stay simulated.
+        TWILIO_AUTH_TOKEN=TWILIO_AUTH_TOKEN,
+        PUBLIC_BASE_URL=url,
+        TRANSPORT="simulator",
     )
     process: subprocess.Popen | None = None
     try:
@@ -118,8 +127,6 @@ def live_server() -> Iterator[LiveServer]:
         )
         # Demo contacts, segments, a schedule and an upcoming broadcast: pages show real content.
         _check(run_flask(["seed-demo"], env), "flask seed-demo")
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
         log_path = OUTPUT_DIR / "browser-server.log"
         with log_path.open("w") as log_file:
             process = subprocess.Popen(
