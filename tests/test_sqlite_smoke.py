@@ -37,6 +37,21 @@ def test_main_flow_on_sqlite(tmp_path):
     assert b"ops@example.org" in client.get("/settings/users").data
     assert client.get("/healthz").json["database"]["ok"] is True
 
+    # The demo's upcoming broadcast goes out now: recipients chosen and rows written on SQLite.
+    assert client.get("/broadcasts/send-now").status_code == 200
+    started = client.post("/broadcasts/send-now")
+    assert started.status_code in (200, 302), started.get_data(as_text=True)[:500]
+    import sqlalchemy as sa
+
+    from app.extensions import db
+
+    with app.app_context():
+        queued = db.session.scalar(sa.text("SELECT count(*) FROM outbound_messages"))
+        upcoming = db.session.scalar(
+            sa.text("SELECT count(*) FROM broadcasts WHERE status = 'upcoming'")
+        )
+    assert queued > 0 and upcoming == 1
+
 
 def test_sqlite_enforces_foreign_keys(tmp_path):
     import sqlalchemy as sa
