@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,33 @@ def scratch_database(suffix: str) -> str:
     """A throwaway database's name derived from the test database's, so two suites run with
     different TEST_DATABASE_URLs never share (and drop) each other's scratch databases."""
     return f"{make_url(TEST_DATABASE_URL).database}_{suffix}"
+
+
+@contextlib.contextmanager
+def migrated_scratch_database(suffix: str) -> Iterator[str]:
+    """A committed, migrated throwaway database for tests that run real worker processes."""
+    name = scratch_database(suffix)
+    url = recreate_database(name)
+    try:
+        done = run_flask(["db", "upgrade"], test_env(DATABASE_URL=url))
+        assert done.returncode == 0, done.stderr
+        yield url
+    finally:
+        drop_database(name)
+
+
+def twilio_worker_settings(fake: Any, **extra: str) -> dict[str, str]:
+    """Environment for worker processes sending through the twilio transport to a fake server."""
+    return {
+        "TRANSPORT": "twilio",
+        "TWILIO_ACCOUNT_SID": fake.account_sid,
+        "TWILIO_AUTH_TOKEN": fake.auth_token,
+        "TWILIO_FROM_NUMBER": "+13135559999",
+        "TWILIO_API_BASE_URL": fake.url,
+        "QUIET_HOURS": "off",
+        "SEND_RATE_MPS": "1000",
+        **extra,
+    }
 
 
 def database_url_named(name: str) -> str:

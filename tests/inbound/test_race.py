@@ -32,18 +32,15 @@ from app.sending.recovery import release_due
 from tests.fakes.twilio import FakeTwilio
 from tests.support import (
     ROOT,
-    drop_database,
     make_test_config,
-    recreate_database,
-    run_flask,
+    migrated_scratch_database,
     run_worker_py,
-    scratch_database,
     test_env,
+    twilio_worker_settings,
 )
 from tests.webhooks.signing import inbound_params, post_twilio, twilio_signature
 
 pytestmark = pytest.mark.slow
-DATABASE = scratch_database("inbound_race")
 FROM = "+13135559999"
 PUBLIC = "https://broadcaster.example.org"
 INBOUND = "/webhooks/twilio/inbound"
@@ -51,11 +48,8 @@ INBOUND = "/webhooks/twilio/inbound"
 
 @pytest.fixture(scope="module")
 def race_db() -> Iterator[str]:
-    url = recreate_database(DATABASE)
-    done = run_flask(["db", "upgrade"], test_env(DATABASE_URL=url))
-    assert done.returncode == 0, done.stderr
-    yield url
-    drop_database(DATABASE)
+    with migrated_scratch_database("inbound_race") as url:
+        yield url
 
 
 @pytest.fixture
@@ -66,16 +60,7 @@ def fake() -> Iterator[FakeTwilio]:
 
 @pytest.fixture
 def settings(fake) -> dict[str, str]:
-    return {
-        "TRANSPORT": "twilio",
-        "TWILIO_ACCOUNT_SID": fake.account_sid,
-        "TWILIO_AUTH_TOKEN": fake.auth_token,
-        "TWILIO_FROM_NUMBER": FROM,
-        "TWILIO_API_BASE_URL": fake.url,
-        "PUBLIC_BASE_URL": PUBLIC,
-        "QUIET_HOURS": "off",
-        "SEND_RATE_MPS": "1000",
-    }
+    return twilio_worker_settings(fake, TWILIO_FROM_NUMBER=FROM, PUBLIC_BASE_URL=PUBLIC)
 
 
 @pytest.fixture

@@ -32,27 +32,21 @@ from bench.common import kill_tree
 from tests.fakes.twilio import FakeTwilio
 from tests.support import (
     ROOT,
-    drop_database,
     make_test_config,
-    recreate_database,
-    run_flask,
+    migrated_scratch_database,
     run_worker_py,
-    scratch_database,
     test_env,
+    twilio_worker_settings,
 )
 
 pytestmark = pytest.mark.slow
-DATABASE = scratch_database("engine")
 FROM = "+13135559999"
 
 
 @pytest.fixture(scope="module")
 def engine_db() -> Iterator[str]:
-    url = recreate_database(DATABASE)
-    done = run_flask(["db", "upgrade"], test_env(DATABASE_URL=url))
-    assert done.returncode == 0, done.stderr
-    yield url
-    drop_database(DATABASE)
+    with migrated_scratch_database("engine") as url:
+        yield url
 
 
 @pytest.fixture
@@ -63,15 +57,7 @@ def fake() -> Iterator[FakeTwilio]:
 
 @pytest.fixture
 def settings(fake) -> dict[str, str]:
-    return {
-        "TRANSPORT": "twilio",
-        "TWILIO_ACCOUNT_SID": fake.account_sid,
-        "TWILIO_AUTH_TOKEN": fake.auth_token,
-        "TWILIO_FROM_NUMBER": FROM,
-        "TWILIO_API_BASE_URL": fake.url,
-        "QUIET_HOURS": "off",
-        "SEND_RATE_MPS": "1000",
-    }
+    return twilio_worker_settings(fake, TWILIO_FROM_NUMBER=FROM)
 
 
 @pytest.fixture
