@@ -333,64 +333,47 @@ def record_results(
                 exclude.append(item.contact_id)
 
     ours = status_is(MessageStatus.SENDING, MessageStatus.UNKNOWN)
-    by_id = T.c.id == sa.bindparam("_id")
-    if accepted:
-        db.session.execute(
-            sa.update(T)
-            .where(by_id, ours)
-            .values(
-                status=MessageStatus.SENT,
-                provider_sid=sa.bindparam("_sid"),
-                provider_status=sa.bindparam("_pstatus"),
-                missive_conversation_id=sa.bindparam("_conv"),
-                missive_draft_id=sa.bindparam("_draft"),
-                transport=transport.name,
-                sent_at=now,
-                error_code=None,
-                error_message=None,
-                next_attempt_at=None,
-            ),
-            accepted,
-        )
-    if retrying:
-        db.session.execute(
-            sa.update(T)
-            .where(by_id, ours)
-            .values(
-                status=MessageStatus.RETRYING,
-                next_attempt_at=sa.bindparam("_at"),
-                error_code=sa.bindparam("_code"),
-                error_message=sa.bindparam("_msg"),
-                claimed_at=None,
-            ),
-            retrying,
-        )
-    if failed:
-        db.session.execute(
-            sa.update(T)
-            .where(by_id, ours)
-            .values(
-                status=MessageStatus.FAILED,
-                error_code=sa.bindparam("_code"),
-                error_message=sa.bindparam("_msg"),
-                failed_at=now,
-                transport=transport.name,
-            ),
-            failed,
-        )
-    if unknown:
-        # The claim time restarts here: recovery looks the message up once it is stale.
-        db.session.execute(
-            sa.update(T)
-            .where(by_id, T.c.status == MessageStatus.SENDING)
-            .values(
-                status=MessageStatus.UNKNOWN,
-                error_message=sa.bindparam("_msg"),
-                claimed_at=now,
-                transport=transport.name,
-            ),
-            unknown,
-        )
+    _bulk_update(
+        accepted,
+        ours,
+        status=MessageStatus.SENT,
+        provider_sid=sa.bindparam("_sid"),
+        provider_status=sa.bindparam("_pstatus"),
+        missive_conversation_id=sa.bindparam("_conv"),
+        missive_draft_id=sa.bindparam("_draft"),
+        transport=transport.name,
+        sent_at=now,
+        error_code=None,
+        error_message=None,
+        next_attempt_at=None,
+    )
+    _bulk_update(
+        retrying,
+        ours,
+        status=MessageStatus.RETRYING,
+        next_attempt_at=sa.bindparam("_at"),
+        error_code=sa.bindparam("_code"),
+        error_message=sa.bindparam("_msg"),
+        claimed_at=None,
+    )
+    _bulk_update(
+        failed,
+        ours,
+        status=MessageStatus.FAILED,
+        error_code=sa.bindparam("_code"),
+        error_message=sa.bindparam("_msg"),
+        failed_at=now,
+        transport=transport.name,
+    )
+    # The claim time restarts here: recovery looks the message up once it is stale.
+    _bulk_update(
+        unknown,
+        T.c.status == MessageStatus.SENDING,
+        status=MessageStatus.UNKNOWN,
+        error_message=sa.bindparam("_msg"),
+        claimed_at=now,
+        transport=transport.name,
+    )
     if first_steps:
         create_follow_ups(first_steps, now)
     if unsubscribe:
@@ -402,6 +385,14 @@ def record_results(
         from app.jobs.sending import schedule_simulated_statuses
 
         schedule_simulated_statuses(app, [row["_id"] for row in accepted])
+
+
+def _bulk_update(rows: list[dict[str, Any]], condition, **values: Any) -> None:
+    """One executemany UPDATE by `_id` for a chunk of results, only while `condition` holds."""
+    if rows:
+        db.session.execute(
+            sa.update(T).where(T.c.id == sa.bindparam("_id"), condition).values(**values), rows
+        )
 
 
 def _failure(item: Claimed, result: SendResult, message: str | None) -> dict[str, Any]:
