@@ -28,13 +28,11 @@ from app.models import (
     ScheduleVersion,
     Segment,
     Setting,
-    Step,
     User,
     utcnow,
 )
 from app.segments.services import Audience, resolve_segment_contact_ids
-from app.sending.outbound import insert_ignoring_duplicates
-from app.sending.sms import sms_segments
+from app.sending.outbound import insert_first_messages
 from app.validation import ValidationError
 
 log = logging.getLogger(__name__)
@@ -352,56 +350,6 @@ def choose_recipients(
     return Recipients(ids, [chosen[cid] for cid in ids])
 
 
-def _array_literal(values: list[int | None]) -> str:
-    return "{" + ",".join("NULL" if v is None else str(int(v)) for v in values) + "}"
-
-
-def insert_first_messages(broadcast: Broadcast, recipients: Recipients) -> int:
-    """The outbound rows, one set-based statement on PostgreSQL (unnest of two arrays).
-
-    No ON CONFLICT: the broadcast was claimed in this very transaction and the recipients are
-    distinct, so no row can exist yet, and a plain insert is much cheaper than a speculative one.
-    """
-    body = broadcast.first_message
-    segments = sms_segments(body)
-    if db.session.get_bind().dialect.name == "postgresql":
-        result = db.session.execute(
-            sa.text(
-                "INSERT INTO outbound_messages (broadcast_id, contact_id, step, body, segment_id, "
-                "status, sms_segments, attempts, created_at, updated_at) "
-                "SELECT :broadcast, r.contact_id, 'first', :body, r.segment_id, 'queued', "
-                ":segments, 0, :now, :now "
-                "FROM unnest(CAST(:contacts AS bigint[]), CAST(:segment_ids AS bigint[])) "
-                "AS r(contact_id, segment_id)"
-            ),
-            {
-                "broadcast": broadcast.id,
-                "body": body,
-                "segments": segments,
-                "now": utcnow(),
-                # Array literals as text, parsed by PostgreSQL: adapting 100,000 Python ints
-                # one by one costs more than the parse.
-                "contacts": _array_literal(recipients.contact_ids),
-                "segment_ids": _array_literal(recipients.segment_ids),
-            },
-        )
-        return result.rowcount or 0
-    rows = [
-        {
-            "broadcast_id": broadcast.id,
-            "contact_id": cid,
-            "step": Step.FIRST,
-            "body": body,
-            "segment_id": sid,
-            "status": MessageStatus.QUEUED,
-            "sms_segments": segments,
-            "attempts": 0,
-        }
-        for cid, sid in zip(recipients.contact_ids, recipients.segment_ids, strict=True)
-    ]
-    return insert_ignoring_duplicates(rows)
-
-
 def start_broadcast(
     broadcast_id: int,
     *,
@@ -435,7 +383,9 @@ def start_broadcast(
     except ValidationError as exc:
         db.session.rollback()
         raise ValidationError(f"A segment of this broadcast does not work: {exc.message}") from exc
-    created = insert_first_messages(broadcast, recipients)
+    created = insert_first_messages(
+        broadcast, recipients.contact_ids, recipients.segment_ids, broadcast.first_message, now=now
+    )
     broadcast.recipient_count = created
     broadcast.original_first_message = broadcast.first_message
     broadcast.original_second_message = broadcast.second_message

@@ -17,7 +17,7 @@ from app.jobs import QUEUE_DEFAULT, QUEUE_SENDING, get_queue
 from app.models import MessageStatus, OutboundMessage
 from app.sending.engine import claim_size, send_batch
 from app.sending.status import StatusUpdate, apply_status_update
-from app.sending.transports import SimulatorTransport
+from app.sending.transports import SimulatorTransport, get_transport
 
 SEND_JOB = "app.jobs.sending.send_queued"
 # A drain job hands over to a fresh one after this long, so no job outlives RQ's timeout and
@@ -35,10 +35,13 @@ def send_queued() -> dict[str, Any]:
     app = current_app._get_current_object()
     started = time.monotonic()
     totals: dict[str, int] = {"batches": 0}
+    simulated = isinstance(get_transport(app), SimulatorTransport)
     while True:
         summary = send_batch(app)
         if not summary.claimed:
             break
+        if simulated and summary.accepted_ids:
+            schedule_simulated_statuses(app, summary.accepted_ids)
         totals["batches"] += 1
         for key, value in summary.as_dict().items():
             totals[key] = totals.get(key, 0) + value

@@ -10,8 +10,14 @@ from app.models.broadcast import (
 from app.models.campaign import Campaign, CampaignStatus, CampaignTarget
 from app.models.contact import Contact, ContactSource, ExcludeReason
 from app.models.message import (
+    ACCEPTED_STATUSES,
+    FAILED_STATUSES,
     FINAL_STATUSES,
+    IN_FLIGHT_STATUSES,
     PENDING_STATUSES,
+    PROBLEM_STATUSES,
+    RECEIPT_STATUSES,
+    UNFINISHED_STATUSES,
     InboundMessage,
     Keyword,
     MessageStatus,
@@ -26,8 +32,14 @@ from app.models.upload import Upload, UploadContact, UploadPurpose, UploadStatus
 from app.models.user import Role, User
 
 __all__ = [
+    "ACCEPTED_STATUSES",
+    "FAILED_STATUSES",
     "FINAL_STATUSES",
+    "IN_FLIGHT_STATUSES",
     "PENDING_STATUSES",
+    "PROBLEM_STATUSES",
+    "RECEIPT_STATUSES",
+    "UNFINISHED_STATUSES",
     "WEEKDAYS",
     "ApiToken",
     "AuditLog",

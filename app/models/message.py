@@ -38,13 +38,34 @@ class MessageStatus(enum.StrEnum):
     SKIPPED = "skipped"
 
 
+# The status sets, defined once and used everywhere (engine, statistics, results, pages).
+# Waiting to be handed to the provider: what an opt-out, a reply or a cancelled send cancels.
 PENDING_STATUSES = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.RETRYING)
+# Claimed by a worker, or the provider may or may not have it: recovery's business.
+IN_FLIGHT_STATUSES = (MessageStatus.SENDING, MessageStatus.UNKNOWN)
+# Not yet done: a send with any of these left is still sending (an `unknown` message is
+# listed under Needs attention and does not hold the send open).
+UNFINISHED_STATUSES = PENDING_STATUSES + (MessageStatus.SENDING,)
+# The provider accepted it (a `failed` message counts too when it carries a provider id: the
+# carrier failed it after acceptance).
+ACCEPTED_STATUSES = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED)
+# A final delivery receipt: the denominator of the delivery rate.
+RECEIPT_STATUSES = (MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED)
+FAILED_STATUSES = (MessageStatus.FAILED, MessageStatus.UNDELIVERED)
 FINAL_STATUSES = (
     MessageStatus.DELIVERED,
     MessageStatus.UNDELIVERED,
     MessageStatus.FAILED,
     MessageStatus.CANCELLED,
     MessageStatus.SKIPPED,
+)
+# "Did not get it": the recipients filter and the first question of the CSV of outcomes.
+PROBLEM_STATUSES = (
+    MessageStatus.FAILED,
+    MessageStatus.UNDELIVERED,
+    MessageStatus.CANCELLED,
+    MessageStatus.SKIPPED,
+    MessageStatus.UNKNOWN,
 )
 
 

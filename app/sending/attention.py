@@ -9,8 +9,9 @@ import sqlalchemy as sa
 
 from app.audit.services import record_audit
 from app.extensions import db
-from app.models import Contact, MessageStatus, OutboundMessage, User, utcnow
+from app.models import IN_FLIGHT_STATUSES, Contact, MessageStatus, OutboundMessage, User, utcnow
 from app.sending.engine import status_is
+from app.sending.outbound import after_first_accepted
 from app.sending.recovery import NEEDS_ATTENTION_PREFIX
 from app.validation import ValidationError
 
@@ -38,7 +39,7 @@ def needs_attention_filter(stale_seconds: int, now: datetime | None = None):
             OutboundMessage.error_message.startswith(NEEDS_ATTENTION_PREFIX),
         ),
         sa.and_(
-            OutboundMessage.status.in_((MessageStatus.SENDING, MessageStatus.UNKNOWN)),
+            OutboundMessage.status.in_(IN_FLIGHT_STATUSES),
             OutboundMessage.claimed_at < long_ago,
         ),
     )
@@ -64,21 +65,24 @@ def resolve_attention(message_id: int, *, was_sent: bool, user: User) -> Outboun
     """A person decides: the recipient got it (`sent`), or it was not sent (`queued` again).
 
     Only a message still unknown or stuck in `sending` can be resolved, so two people clicking
-    at once resolve it once. Audited; the caller commits.
+    at once resolve it once. "It was sent" counts as accepted when the worker handed it over
+    (its claim time), and a first message gets its follow-up from there. Audited; the caller
+    commits.
     """
     message = db.session.get(OutboundMessage, message_id)
     if message is None:
         raise ValidationError("That message does not exist.")
     new_status = MessageStatus.SENT if was_sent else MessageStatus.QUEUED
+    accepted_at = message.claimed_at or utcnow()
     changed = db.session.execute(
         sa.update(T)
-        .where(T.c.id == message_id, status_is(MessageStatus.UNKNOWN, MessageStatus.SENDING))
+        .where(T.c.id == message_id, status_is(*IN_FLIGHT_STATUSES))
         .values(
             status=new_status,
             claimed_at=None,
             next_attempt_at=None,
             error_message=f"Resolved by {user.email}: " + ("sent" if was_sent else "send again"),
-            sent_at=utcnow() if was_sent else None,
+            sent_at=accepted_at if was_sent else None,
         )
     ).rowcount
     if not changed:
@@ -86,6 +90,8 @@ def resolve_attention(message_id: int, *, was_sent: bool, user: User) -> Outboun
             f"Message {message_id} is {message.status.value} now: someone or something already "
             "resolved it."
         )
+    if was_sent:
+        after_first_accepted([message_id], accepted_at)
     record_audit(
         "message.resolved",
         user=user,

@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,18 +16,16 @@ from flask import Flask
 
 from app.extensions import db
 from app.models import (
-    Broadcast,
-    Campaign,
+    IN_FLIGHT_STATUSES,
     Contact,
     ExcludeReason,
-    InboundMessage,
     MessageStatus,
     OutboundMessage,
     Step,
     utcnow,
 )
 from app.sending.contacts import exclude_contacts, unsubscribe_contacts
-from app.sending.outbound import insert_ignoring_duplicates
+from app.sending.outbound import after_first_accepted, replied_since_first_message
 from app.sending.policy import (
     RETRY_LIMIT_REASON,
     ContactEffect,
@@ -36,14 +34,7 @@ from app.sending.policy import (
     next_attempt_time,
 )
 from app.sending.quiet import next_opening, quiet_window, recipient_zone
-from app.sending.sms import sms_segments
-from app.sending.transports import (
-    OutboundItem,
-    SimulatorTransport,
-    Transport,
-    get_transport,
-    sender_bucket,
-)
+from app.sending.transports import OutboundItem, Transport, get_transport, sender_bucket
 
 log = logging.getLogger(__name__)
 T = OutboundMessage.__table__
@@ -72,6 +63,19 @@ def status_is(*statuses: MessageStatus) -> sa.ColumnElement[bool]:
     return sa.or_(*(T.c.status == status for status in statuses))
 
 
+def bulk_update(rows: list[dict[str, Any]], condition, **values: Any) -> int:
+    """Every bulk UPDATE of the engine: one executemany by `_id` over `rows` (each a dict of
+    `_`-prefixed bind values), changing a row only while `condition` still holds, so whoever
+    moved it first (a callback, a person, another worker) is never overwritten. Returns the
+    number of rows changed."""
+    if not rows:
+        return 0
+    result = db.session.execute(
+        sa.update(T).where(T.c.id == sa.bindparam("_id"), condition).values(**values), rows
+    )
+    return result.rowcount or 0
+
+
 @dataclass
 class Claimed:
     id: int
@@ -93,6 +97,8 @@ class BatchSummary:
     skipped: int = 0
     held: int = 0
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # What the provider accepted, for the job (the simulator's statuses are scheduled there).
+    accepted_ids: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"claimed": self.claimed, "skipped": self.skipped, "held": self.held, **self.counts}
@@ -156,7 +162,7 @@ def screen_claimed(app: Flask, claimed: list[Claimed], summary: BatchSummary) ->
     }
     window = quiet_window(app)
     now = utcnow()
-    replied = replied_since_first_message([c for c in claimed if c.step == Step.SECOND])
+    replied = replied_since_first_message(c.id for c in claimed if c.step == Step.SECOND)
     ready, skipped, held, cancelled = [], [], [], []
     for item in claimed:
         contact = contacts.get(item.contact_id)
@@ -176,70 +182,26 @@ def screen_claimed(app: Flask, claimed: list[Claimed], summary: BatchSummary) ->
                 held.append({"_id": item.id, "_at": opening})
                 continue
         ready.append(item)
-    if skipped:
-        db.session.execute(
-            sa.update(T)
-            .where(T.c.id == sa.bindparam("_id"), T.c.status == MessageStatus.SENDING)
-            .values(status=MessageStatus.SKIPPED, cancel_reason=sa.bindparam("_reason")),
-            skipped,
-        )
-    if cancelled:
-        db.session.execute(
-            sa.update(T)
-            .where(T.c.id == sa.bindparam("_id"), T.c.status == MessageStatus.SENDING)
-            .values(status=MessageStatus.CANCELLED, cancel_reason=sa.bindparam("_reason")),
-            cancelled,
-        )
-    if held:
-        db.session.execute(
-            sa.update(T)
-            .where(T.c.id == sa.bindparam("_id"), T.c.status == MessageStatus.SENDING)
-            .values(
-                status=MessageStatus.SCHEDULED,
-                scheduled_for=sa.bindparam("_at"),
-                claimed_at=None,
-                attempts=T.c.attempts - 1,
-            ),
-            held,
-        )
+    sending = T.c.status == MessageStatus.SENDING
+    bulk_update(
+        skipped, sending, status=MessageStatus.SKIPPED, cancel_reason=sa.bindparam("_reason")
+    )
+    bulk_update(
+        cancelled, sending, status=MessageStatus.CANCELLED, cancel_reason=sa.bindparam("_reason")
+    )
+    bulk_update(
+        held,
+        sending,
+        status=MessageStatus.SCHEDULED,
+        scheduled_for=sa.bindparam("_at"),
+        claimed_at=None,
+        attempts=T.c.attempts - 1,
+    )
     if skipped or held or cancelled:
         db.session.commit()
     summary.skipped += len(skipped) + len(cancelled)
     summary.held += len(held)
     return ready
-
-
-def replied_since_first_message(follow_ups: list[Claimed]) -> set[int]:
-    """The follow-ups whose contact has sent us anything but a keyword since the first message
-    of the same send went out: the follow-up is cancelled by the reply (SPEC 6.5)."""
-    if not follow_ups:
-        return set()
-    first = OutboundMessage.__table__.alias("first")
-    rows = db.session.execute(
-        sa.select(T.c.id)
-        .join(
-            first,
-            sa.and_(
-                first.c.contact_id == T.c.contact_id,
-                first.c.step == Step.FIRST,
-                sa.or_(
-                    sa.and_(
-                        T.c.broadcast_id.is_not(None), first.c.broadcast_id == T.c.broadcast_id
-                    ),
-                    sa.and_(T.c.campaign_id.is_not(None), first.c.campaign_id == T.c.campaign_id),
-                ),
-            ),
-        )
-        .where(
-            T.c.id.in_([c.id for c in follow_ups]),
-            sa.exists().where(
-                InboundMessage.contact_id == T.c.contact_id,
-                InboundMessage.keyword.is_(None),
-                InboundMessage.received_at >= sa.func.coalesce(first.c.sent_at, first.c.created_at),
-            ),
-        )
-    )
-    return set(rows.scalars())
 
 
 def _send_one(transport: Transport, bucket, item: Claimed) -> SendResult:
@@ -289,17 +251,18 @@ def record_results(
     transport: Transport,
     results: Iterable[tuple[Claimed, SendResult]],
     summary: BatchSummary | None = None,
-) -> None:
+) -> list[int]:
     """Write a chunk of results in bulk, create follow-ups, apply contact effects; commits.
+    Returns the ids of the messages the provider accepted.
 
     Every UPDATE requires the row to still be `sending` or `unknown` (ours): a status callback
-    that got there first is never overwritten.
+    that got there first is never overwritten. Follow-ups are asked for every accepted first
+    message, whoever recorded it: `after_first_accepted` creates each one once.
     """
     now = utcnow()
     backoff = app.config["RETRY_BACKOFF_SECONDS"]
     accepted, retrying, failed, unknown = [], [], [], []
     unsubscribe, exclude = [], []
-    first_steps: list[Claimed] = []
     for item, result in results:
         if summary is not None:
             summary.counts[result.outcome.value] += 1
@@ -313,8 +276,6 @@ def record_results(
                     "_draft": result.provider_sid if transport.name == "missive" else None,
                 }
             )
-            if item.step == Step.FIRST:
-                first_steps.append(item)
         elif result.outcome is Outcome.RETRY:
             at = next_attempt_time(item.attempts, now, backoff, result.retry_after)
             if at is None:
@@ -332,8 +293,8 @@ def record_results(
             elif result.contact_effect is ContactEffect.EXCLUDE:
                 exclude.append(item.contact_id)
 
-    ours = status_is(MessageStatus.SENDING, MessageStatus.UNKNOWN)
-    _bulk_update(
+    ours = status_is(*IN_FLIGHT_STATUSES)
+    bulk_update(
         accepted,
         ours,
         status=MessageStatus.SENT,
@@ -347,7 +308,7 @@ def record_results(
         error_message=None,
         next_attempt_at=None,
     )
-    _bulk_update(
+    bulk_update(
         retrying,
         ours,
         status=MessageStatus.RETRYING,
@@ -356,7 +317,7 @@ def record_results(
         error_message=sa.bindparam("_msg"),
         claimed_at=None,
     )
-    _bulk_update(
+    bulk_update(
         failed,
         ours,
         status=MessageStatus.FAILED,
@@ -366,7 +327,7 @@ def record_results(
         transport=transport.name,
     )
     # The claim time restarts here: recovery looks the message up once it is stale.
-    _bulk_update(
+    bulk_update(
         unknown,
         T.c.status == MessageStatus.SENDING,
         status=MessageStatus.UNKNOWN,
@@ -374,76 +335,20 @@ def record_results(
         claimed_at=now,
         transport=transport.name,
     )
-    if first_steps:
-        create_follow_ups(first_steps, now)
+    accepted_ids = [row["_id"] for row in accepted]
+    after_first_accepted(accepted_ids, now)
     if unsubscribe:
         unsubscribe_contacts(unsubscribe, "the carrier reports the recipient opted out (21610)")
     if exclude:
         exclude_contacts(exclude, ExcludeReason.INVALID_NUMBER, "the provider refused the number")
     db.session.commit()
-    if accepted and isinstance(transport, SimulatorTransport):
-        from app.jobs.sending import schedule_simulated_statuses
-
-        schedule_simulated_statuses(app, [row["_id"] for row in accepted])
-
-
-def _bulk_update(rows: list[dict[str, Any]], condition, **values: Any) -> None:
-    """One executemany UPDATE by `_id` for a chunk of results, only while `condition` holds."""
-    if rows:
-        db.session.execute(
-            sa.update(T).where(T.c.id == sa.bindparam("_id"), condition).values(**values), rows
-        )
+    if summary is not None:
+        summary.accepted_ids.extend(accepted_ids)
+    return accepted_ids
 
 
 def _failure(item: Claimed, result: SendResult, message: str | None) -> dict[str, Any]:
     return {"_id": item.id, "_code": result.error_code, "_msg": (message or "")[:2000]}
-
-
-def create_follow_ups(first_steps: list[Claimed], accepted_at: datetime) -> int:
-    """The second message of each accepted first message, `scheduled` at acceptance + delay.
-
-    Idempotent: the unique (send, contact, step) key makes a second attempt create nothing.
-    """
-    broadcast_ids = {c.broadcast_id for c in first_steps if c.broadcast_id}
-    campaign_ids = {c.campaign_id for c in first_steps if c.campaign_id}
-    sends: dict[tuple[str, int], tuple[str | None, int]] = {}
-    if broadcast_ids:
-        for row in db.session.execute(
-            sa.select(Broadcast.id, Broadcast.second_message, Broadcast.delay_seconds).where(
-                Broadcast.id.in_(broadcast_ids)
-            )
-        ):
-            sends[("b", row.id)] = (row.second_message, row.delay_seconds)
-    if campaign_ids:
-        for row in db.session.execute(
-            sa.select(Campaign.id, Campaign.second_message, Campaign.delay_seconds).where(
-                Campaign.id.in_(campaign_ids)
-            )
-        ):
-            sends[("c", row.id)] = (row.second_message, row.delay_seconds)
-    rows = []
-    for item in first_steps:
-        key = ("b", item.broadcast_id) if item.broadcast_id else ("c", item.campaign_id)
-        second, delay = sends.get(key, (None, 0))
-        if not second or not second.strip():
-            continue
-        rows.append(
-            {
-                "broadcast_id": item.broadcast_id,
-                "campaign_id": item.campaign_id,
-                "contact_id": item.contact_id,
-                "step": Step.SECOND,
-                "body": second,
-                "segment_id": item.segment_id,
-                "status": MessageStatus.SCHEDULED,
-                "scheduled_for": accepted_at + timedelta(seconds=delay or 0),
-                "sms_segments": sms_segments(second),
-                "attempts": 0,
-                "created_at": accepted_at,
-                "updated_at": accepted_at,
-            }
-        )
-    return insert_ignoring_duplicates(rows)
 
 
 def send_batch(app: Flask, limit: int | None = None) -> BatchSummary:

@@ -10,8 +10,16 @@ import sqlalchemy as sa
 from flask import Flask
 
 from app.extensions import db
-from app.models import Contact, MessageStatus, MissiveConversation, OutboundMessage, utcnow
-from app.sending.engine import CLAIMED_COLUMNS, Claimed, create_follow_ups, status_is
+from app.models import (
+    IN_FLIGHT_STATUSES,
+    Contact,
+    MessageStatus,
+    MissiveConversation,
+    OutboundMessage,
+    utcnow,
+)
+from app.sending.engine import bulk_update, status_is
+from app.sending.outbound import after_first_accepted
 from app.sending.transports import LookupResult, OutboundItem, get_transport
 
 log = logging.getLogger(__name__)
@@ -63,7 +71,7 @@ def stale_claims(app: Flask, now: datetime, limit: int = RECOVERY_BATCH) -> list
         )
         .join(Contact, Contact.id == T.c.contact_id)
         .where(
-            T.c.status.in_((MessageStatus.SENDING, MessageStatus.UNKNOWN)),
+            T.c.status.in_(IN_FLIGHT_STATUSES),
             T.c.claimed_at < cutoff,
             sa.or_(T.c.next_attempt_at.is_(None), T.c.next_attempt_at <= now),
         )
@@ -99,11 +107,8 @@ def recover_stale_claims(app: Flask, now: datetime | None = None) -> dict[str, i
     transport = get_transport(app)
     with ThreadPoolExecutor(max_workers=LOOKUP_CONCURRENCY) as pool:
         results: list[LookupResult] = list(pool.map(transport.lookup, items))
-    same_claim = [
-        status_is(MessageStatus.SENDING, MessageStatus.UNKNOWN),
-        T.c.claimed_at == sa.bindparam("_claimed"),
-        T.c.id == sa.bindparam("_id"),
-    ]
+    # Each update re-checks the claim time it read: a slow worker that recorded first wins.
+    same_claim = sa.and_(status_is(*IN_FLIGHT_STATUSES), T.c.claimed_at == sa.bindparam("_claimed"))
     found, absent, unresolved = [], [], []
     for item, result in zip(items, results, strict=True):
         params = {"_id": item.id, "_claimed": item.claimed_at}
@@ -115,50 +120,28 @@ def recover_stale_claims(app: Flask, now: datetime | None = None) -> dict[str, i
             absent.append(params)
         else:
             unresolved.append({**params, "_msg": NEEDS_ATTENTION_PREFIX + result.reason})
-    if found:
-        # Few rows (only what a dead worker left behind): one UPDATE … RETURNING each.
-        recovered = []
-        for params in found:
-            row = db.session.execute(
-                sa.update(T)
-                .where(*same_claim)
-                .values(
-                    status=MessageStatus.SENT,
-                    provider_sid=sa.func.coalesce(T.c.provider_sid, sa.bindparam("_sid")),
-                    provider_status=sa.bindparam("_pstatus"),
-                    sent_at=now,
-                    transport=transport.name,
-                    error_message=None,
-                    next_attempt_at=None,
-                )
-                .returning(*CLAIMED_COLUMNS),
-                params,
-            ).first()
-            if row is not None:
-                recovered.append(Claimed(*row))
-        counts["recovered_sent"] = len(recovered)
-        create_follow_ups([c for c in recovered if c.step == "first"], now)
-    if absent:
-        counts["recovered_requeued"] = (
-            db.session.execute(
-                sa.update(T)
-                .where(*same_claim)
-                .values(status=MessageStatus.QUEUED, claimed_at=None, error_message=None),
-                absent,
-            ).rowcount
-            or 0
-        )
-    if unresolved:
-        db.session.execute(
-            sa.update(T)
-            .where(*same_claim)
-            .values(
-                status=MessageStatus.UNKNOWN,
-                error_message=sa.bindparam("_msg"),
-                next_attempt_at=now + UNRESOLVED_RECHECK,
-            ),
-            unresolved,
-        )
-        counts["needs_attention"] = len(unresolved)
+    counts["recovered_sent"] = bulk_update(
+        found,
+        same_claim,
+        status=MessageStatus.SENT,
+        provider_sid=sa.func.coalesce(T.c.provider_sid, sa.bindparam("_sid")),
+        provider_status=sa.bindparam("_pstatus"),
+        sent_at=now,
+        transport=transport.name,
+        error_message=None,
+        next_attempt_at=None,
+    )
+    # Only the rows that really became `sent` get a follow-up: after_first_accepted checks.
+    after_first_accepted([row["_id"] for row in found], now)
+    counts["recovered_requeued"] = bulk_update(
+        absent, same_claim, status=MessageStatus.QUEUED, claimed_at=None, error_message=None
+    )
+    counts["needs_attention"] = bulk_update(
+        unresolved,
+        same_claim,
+        status=MessageStatus.UNKNOWN,
+        error_message=sa.bindparam("_msg"),
+        next_attempt_at=now + UNRESOLVED_RECHECK,
+    )
     db.session.commit()
     return counts

@@ -7,8 +7,16 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import ExcludeReason, MessageStatus, OutboundMessage, utcnow
+from app.models import (
+    IN_FLIGHT_STATUSES,
+    ExcludeReason,
+    MessageStatus,
+    OutboundMessage,
+    Step,
+    utcnow,
+)
 from app.sending.contacts import EXCLUDE_AT_ONCE_CODES, exclude_contacts
+from app.sending.outbound import after_first_accepted
 
 # How far along each provider status is. A status only ever replaces one of lower rank, so a late
 # `sent` never overwrites `delivered`, and a duplicate changes nothing.
@@ -34,14 +42,15 @@ PROVIDER_TO_STATUS: dict[str, MessageStatus] = {
     "canceled": MessageStatus.FAILED,
 }
 # Our statuses a provider status may move forward; `cancelled`/`skipped` rows were never sent.
-UPDATABLE = (
-    MessageStatus.SENDING,
-    MessageStatus.UNKNOWN,
+# A callback for a message still in flight (its worker died, or has not recorded yet) also
+# resolves it, and that first message then needs its follow-up.
+RECORDED = (
     MessageStatus.SENT,
     MessageStatus.DELIVERED,
     MessageStatus.UNDELIVERED,
     MessageStatus.FAILED,
 )
+UPDATABLE = IN_FLIGHT_STATUSES + RECORDED
 
 
 def provider_rank_sql(column: sa.ColumnElement[str | None]) -> sa.ColumnElement[int]:
@@ -63,14 +72,15 @@ def apply_status_update(update: StatusUpdate) -> bool:
 
     The rank check is in the UPDATE's WHERE, so two callbacks racing each other cannot move a
     message backwards. A message still `sending` or `unknown` is resolved by a callback: it
-    becomes `sent` (or its final status) with the SID.
+    becomes `sent` (or its final status) with the SID, and a first message gets its follow-up
+    (`after_first_accepted`), so a worker that died after the provider accepted loses nothing.
     """
     status = (update.provider_status or "").strip().lower()[:40]
     if not status or (update.message_id is None and not update.provider_sid):
         return False
     rank = PROVIDER_RANK.get(status)
     table = OutboundMessage.__table__
-    where = [table.c.status.in_(UPDATABLE)]
+    where = []
     if update.message_id is not None:
         where.append(table.c.id == update.message_id)
         if update.provider_sid:
@@ -85,7 +95,11 @@ def apply_status_update(update: StatusUpdate) -> bool:
         # A status value we have never seen: keep it for the record while nothing final is set.
         stmt = (
             sa.update(table)
-            .where(*where, provider_rank_sql(table.c.provider_status) < 5)
+            .where(
+                *where,
+                table.c.status.in_(UPDATABLE),
+                provider_rank_sql(table.c.provider_status) < 5,
+            )
             .values(provider_status=status)
         )
         return bool(db.session.execute(stmt).rowcount)
@@ -102,15 +116,29 @@ def apply_status_update(update: StatusUpdate) -> bool:
         values["failed_at"] = sa.func.coalesce(table.c.failed_at, now)
         values["error_code"] = update.error_code
         values["error_message"] = update.error_message
-    stmt = (
+    newer = provider_rank_sql(table.c.provider_status) < rank
+    returning = (table.c.id, table.c.contact_id, table.c.step, table.c.sent_at)
+    # The usual case first: a message the worker recorded. Two statements at most, each by
+    # primary key or the SID's unique index.
+    row = db.session.execute(
         sa.update(table)
-        .where(*where, provider_rank_sql(table.c.provider_status) < rank)
+        .where(*where, table.c.status.in_(RECORDED), newer)
         .values(**values)
-        .returning(table.c.id, table.c.contact_id)
-    )
-    row = db.session.execute(stmt).first()
+        .returning(*returning)
+    ).first()
     if row is None:
-        return False
+        if new_status not in (MessageStatus.UNDELIVERED, MessageStatus.FAILED):
+            values["error_message"] = None  # the "read timeout" that left it unknown
+        row = db.session.execute(
+            sa.update(table)
+            .where(*where, table.c.status.in_(IN_FLIGHT_STATUSES), newer)
+            .values(**values)
+            .returning(*returning)
+        ).first()
+        if row is None:
+            return False
+        if row.step == Step.FIRST:
+            after_first_accepted([row.id], row.sent_at or now)
     if update.error_code in EXCLUDE_AT_ONCE_CODES:
         exclude_contacts(
             [row.contact_id],
