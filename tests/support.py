@@ -1,4 +1,5 @@
-"""Helpers shared by tests: database URLs, creating throwaway databases, running the CLI."""
+"""Helpers shared by tests: database URLs, creating throwaway databases, running the CLI, the
+htmx request header and finding one element of a page."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,110 @@ TEST_DATABASE_URL = os.environ.get(
 )
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 OUTPUT_DIR = ROOT / "test-results"
+
+# What htmx sends with each request it makes: `client.get(url, headers=HX)` asks for the partial.
+HX = {"HX-Request": "true"}
+
+# Elements that never have an end tag.
+_VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
+
+
+class Element(str):
+    """One element's outer HTML exactly as the page has it (so `"&lt;b&gt;" in element` checks
+    escaping as on the whole page), plus `.text`: what a person reads in it, entities decoded
+    and white space collapsed."""
+
+    @property
+    def text(self) -> str:
+        parser = _Text()
+        parser.feed(self)
+        parser.close()
+        return " ".join("".join(parser.parts).split())
+
+
+class _Text(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.hidden: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("script", "style", "template"):
+            self.hidden.append(tag)
+        elif tag in _VOID or tag in ("p", "li", "tr", "td", "th", "div"):
+            self.parts.append(" ")  # a new block or cell is never glued to the previous word
+
+    def handle_endtag(self, tag):
+        if self.hidden and self.hidden[-1] == tag:
+            self.hidden.pop()
+
+    def handle_data(self, data):
+        if not self.hidden:
+            self.parts.append(data)
+
+
+class _FindById(HTMLParser):
+    """Where the element with one id starts and ends (offsets into the page). Only nested
+    elements of the same name are counted, so an unclosed `<p>` or `<li>` inside does not
+    matter."""
+
+    def __init__(self, html: str, dom_id: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.html, self.dom_id = html, dom_id
+        self.line_starts = [0] + [i + 1 for i, ch in enumerate(html) if ch == "\n"]
+        self.tag: str | None = None
+        self.start = self.end = -1
+        self.depth = 0
+        self.found = 0
+
+    def _here(self) -> int:
+        line, column = self.getpos()  # lines counted by "\n", as line_starts are
+        return self.line_starts[line - 1] + column
+
+    def handle_starttag(self, tag, attrs):
+        if dict(attrs).get("id") == self.dom_id:
+            self.found += 1
+            if self.tag is None:
+                self.tag, self.start, self.depth = tag, self._here(), 1
+                if tag in _VOID:
+                    self.end = self.start + len(self.get_starttag_text())
+            return
+        if tag == self.tag and self.end < 0:
+            self.depth += 1
+
+    def handle_startendtag(self, tag, attrs):
+        if dict(attrs).get("id") == self.dom_id:
+            self.found += 1
+            if self.tag is None:
+                self.tag, self.start = tag, self._here()
+                self.end = self.start + len(self.get_starttag_text())
+
+    def handle_endtag(self, tag):
+        if tag == self.tag and self.end < 0:
+            self.depth -= 1
+            if self.depth == 0:
+                self.end = self.html.index(">", self._here()) + 1  # `</div>` as written
+
+
+def by_id(html: str, dom_id: str) -> Element:
+    """The element of `html` whose id is `dom_id`: its outer HTML as an `Element` (a `str`, with
+    `.text` for the words a person reads in it).
+
+    DOM ids are the contract between routes and pages, so asserting inside one element says what
+    a test means (`"Sending now" in by_id(html, f"broadcasts-progress-{b.id}")`) and cannot pass
+    by finding the words elsewhere on the page. Fails the test, naming the id, when no element or
+    more than one has it.
+    """
+    parser = _FindById(html, dom_id)
+    parser.feed(html)
+    parser.close()
+    if parser.tag is None:
+        raise AssertionError(f"no element with id={dom_id!r} in:\n{html[:3000]}")
+    if parser.found > 1:
+        raise AssertionError(f"{parser.found} elements with id={dom_id!r}: ids must be unique")
+    if parser.end < 0:
+        raise AssertionError(f"<{parser.tag} id={dom_id!r}> is never closed")
+    return Element(html[parser.start : parser.end])
 
 
 def scratch_database(suffix: str) -> str:
