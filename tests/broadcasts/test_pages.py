@@ -19,15 +19,20 @@ from app.models import (
     Broadcast,
     BroadcastSegment,
     BroadcastStatus,
-    OutboundMessage,
+    MessageStatus,
     ScheduleVersion,
     Setting,
     Step,
     utcnow,
 )
-from tests.factories import BroadcastFactory, ContactFactory, SegmentFactory
+from tests.factories import (
+    BroadcastFactory,
+    ContactFactory,
+    OutboundMessageFactory,
+    SegmentFactory,
+)
+from tests.support import HX
 
-HX = {"HX-Request": "true"}
 ZONE = ZoneInfo("America/Detroit")
 
 
@@ -71,21 +76,6 @@ def started(n_days_ago: float = 1, status=BroadcastStatus.SENT, **fields):
         stats_updated_at=utcnow(),
         **fields,
     )
-
-
-def add_message(broadcast, contact, status, *, step=Step.FIRST, **fields):
-    row = OutboundMessage(
-        broadcast_id=broadcast.id,
-        contact_id=contact.id,
-        step=step,
-        body="x",
-        status=status,
-        sms_segments=1,
-        **fields,
-    )
-    db.session.add(row)
-    db.session.flush()
-    return row
 
 
 # -- the index page -------------------------------------------------------------------------------
@@ -513,17 +503,31 @@ def finished(app):
     contacts = ContactFactory.create_batch(3)
     contacts[1].phone = "+13135550000"
     contacts[2].name = '=HYPERLINK("http://evil")'
-    add_message(broadcast, contacts[0], "delivered", provider_sid="SM1", sent_at=utcnow())
-    add_message(
-        broadcast,
-        contacts[1],
-        "undelivered",
+    OutboundMessageFactory(
+        broadcast=broadcast, contact=contacts[0], delivered=True, provider_sid="SM1"
+    )
+    OutboundMessageFactory(
+        broadcast=broadcast,
+        contact=contacts[1],
+        undelivered=True,
         provider_sid="SM2",
         error_code="30006",
         error_message="Landline or unreachable carrier",
     )
-    add_message(broadcast, contacts[2], "failed", error_code="21610", error_message="=cmd|' /C")
-    add_message(broadcast, contacts[0], "cancelled", step=Step.SECOND, cancel_reason="replied")
+    OutboundMessageFactory(
+        broadcast=broadcast,
+        contact=contacts[2],
+        failed=True,
+        error_code="21610",
+        error_message="=cmd|' /C",
+    )
+    OutboundMessageFactory(
+        broadcast=broadcast,
+        contact=contacts[0],
+        step=Step.SECOND,
+        status=MessageStatus.CANCELLED,
+        cancel_reason="replied",
+    )
     db.session.commit()
     return broadcast
 
@@ -563,7 +567,7 @@ def test_recipients_filter_by_status_and_search_by_phone(viewer_client, finished
 def test_recipients_page_without_counting(viewer_client, app):
     broadcast = started(1)
     for contact in ContactFactory.create_batch(55):
-        add_message(broadcast, contact, "delivered")
+        OutboundMessageFactory(broadcast=broadcast, contact=contact, delivered=True)
     db.session.commit()
     url = f"/broadcasts/{broadcast.id}/recipients"
     first = viewer_client.get(url, headers=HX).get_data(as_text=True)
@@ -601,8 +605,8 @@ def test_upcoming_and_missing_broadcasts_have_no_detail_page(viewer_client, upco
 def test_progress_polls_while_sending_and_stops_with_the_figures_when_done(viewer_client):
     broadcast = started(0.01, status=BroadcastStatus.SENDING, stats=None)
     contacts = ContactFactory.create_batch(2)
-    queued = add_message(broadcast, contacts[0], "queued")
-    add_message(broadcast, contacts[1], "delivered", provider_sid="SMx")
+    queued = OutboundMessageFactory(broadcast=broadcast, contact=contacts[0])
+    OutboundMessageFactory(broadcast=broadcast, contact=contacts[1], delivered=True)
     db.session.commit()
     url = f"/broadcasts/{broadcast.id}/progress"
     live = viewer_client.get(url, headers=HX)
@@ -630,7 +634,7 @@ def test_progress_polls_while_sending_and_stops_with_the_figures_when_done(viewe
 def test_the_index_shows_a_sending_broadcast_live(viewer_client, upcoming):
     broadcast = started(0.01, status=BroadcastStatus.SENDING, stats=stats(pending=3, first_done=7))
     contact = ContactFactory()
-    add_message(broadcast, contact, "queued")
+    OutboundMessageFactory(broadcast=broadcast, contact=contact)
     db.session.commit()
     html = viewer_client.get("/broadcasts/").get_data(as_text=True)
     assert f'id="broadcasts-progress-{broadcast.id}"' in html

@@ -8,24 +8,25 @@ import pytest
 
 from app.extensions import db
 from app.models import (
-    Broadcast,
     BroadcastStatus,
-    Campaign,
     Contact,
-    InboundMessage,
     Keyword,
-    MessageStatus,
     MissiveConversation,
     MissiveConversationLabel,
     MissiveLabel,
-    OutboundMessage,
-    Upload,
-    UploadContact,
 )
 from app.segments.rules import describe_condition, validate_rule
 from app.segments.services import Audience, count_rule_contacts, resolve_segment_contact_ids
 from app.validation import ValidationError
-from tests.factories import ContactFactory, SegmentFactory
+from tests.factories import (
+    BroadcastFactory,
+    CampaignFactory,
+    ContactFactory,
+    InboundMessageFactory,
+    OutboundMessageFactory,
+    SegmentFactory,
+    UploadFactory,
+)
 
 NOW = datetime(2026, 6, 15, 16, 0, tzinfo=UTC)
 
@@ -161,25 +162,16 @@ def test_a_label_removed_then_applied_again_counts_from_its_new_application(peop
     assert matches(rule) == phones(people, "ava")
 
 
-def _inbound(contact, days_ago, keyword=None):
-    db.session.add(
-        InboundMessage(
-            provider_id=f"in-{contact.id}-{days_ago}-{keyword}",
-            provider="twilio",
-            phone=contact.phone,
-            body="STOP" if keyword else "thanks",
-            received_at=NOW - timedelta(days=days_ago),
-            contact=contact,
-            keyword=keyword,
-        )
-    )
-    db.session.flush()
+def days_ago(days: int) -> datetime:
+    return NOW - timedelta(days=days)
 
 
 def test_replied_and_not_replied_within_days_ignore_keywords(people):
-    _inbound(people["ava"], 2)
-    _inbound(people["ben"], 20)
-    _inbound(people["cleo"], 1, keyword=Keyword.HELP)
+    InboundMessageFactory(contact=people["ava"], received_at=days_ago(2))
+    InboundMessageFactory(contact=people["ben"], received_at=days_ago(20))
+    InboundMessageFactory(
+        contact=people["cleo"], received_at=days_ago(1), body="HELP", keyword=Keyword.HELP
+    )
     replied = {"all": [{"type": "replied_within_days", "days": 7}]}
     assert matches(replied) == phones(people, "ava")
     assert matches({"all": [{"type": "replied_within_days", "days": "30"}]}) == phones(
@@ -189,29 +181,14 @@ def test_replied_and_not_replied_within_days_ignore_keywords(people):
     assert matches(not_replied) == phones(people, "ben", "cleo", "dev", "eve")
 
 
-def _outbound(contact, days_ago, *, broadcast=None, campaign=None, status=MessageStatus.DELIVERED):
-    db.session.add(
-        OutboundMessage(
-            broadcast=broadcast,
-            campaign=campaign,
-            contact=contact,
-            body="hello",
-            status=status,
-            sent_at=NOW - timedelta(days=days_ago),
-        )
-    )
-    db.session.flush()
-
-
 def test_received_within_days_from_any_send_or_broadcasts_only_and_never_received(people):
-    broadcast = Broadcast(first_message="b", status=BroadcastStatus.SENT, batch_size=10)
-    campaign = Campaign(first_message="c")
-    db.session.add_all([broadcast, campaign])
-    db.session.flush()
-    _outbound(people["ava"], 1, broadcast=broadcast)
-    _outbound(people["ben"], 2, campaign=campaign)
-    _outbound(people["cleo"], 1, broadcast=broadcast, status=MessageStatus.FAILED)
-    _outbound(people["dev"], 50, broadcast=broadcast)
+    broadcast = BroadcastFactory(status=BroadcastStatus.SENT)
+    campaign = CampaignFactory()
+    ava, ben, cleo, dev = (people[name] for name in ("ava", "ben", "cleo", "dev"))
+    OutboundMessageFactory(contact=ava, broadcast=broadcast, delivered=True, sent_at=days_ago(1))
+    OutboundMessageFactory(contact=ben, campaign=campaign, delivered=True, sent_at=days_ago(2))
+    OutboundMessageFactory(contact=cleo, broadcast=broadcast, failed=True, sent_at=days_ago(1))
+    OutboundMessageFactory(contact=dev, broadcast=broadcast, delivered=True, sent_at=days_ago(50))
     assert matches({"all": [{"type": "received_within_days", "days": 7}]}) == phones(
         people, "ava", "ben"
     )
@@ -221,11 +198,7 @@ def test_received_within_days_from_any_send_or_broadcasts_only_and_never_receive
 
 
 def test_in_upload(people):
-    upload = Upload(filename="list.csv")
-    db.session.add(upload)
-    db.session.flush()
-    db.session.add(UploadContact(upload_id=upload.id, contact_id=people["dev"].id, row_number=2))
-    db.session.flush()
+    upload = UploadFactory(contacts=[people["dev"]])
     assert matches({"all": [{"type": "in_upload", "upload_id": upload.id}]}) == phones(
         people, "dev"
     )
