@@ -1,11 +1,14 @@
-"""Jinja filters and globals: org-time-zone dates, numbers, and the navigation."""
+"""Jinja filters and globals: org-time-zone dates, numbers, percentages, plurals, links to a
+send's pages, and the navigation."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, request, url_for
+
+from app.sends import Send, send_kind, send_label
 
 # (endpoint, label, URL prefix that marks it active). The order is the menu's order.
 NAVIGATION = (
@@ -39,6 +42,33 @@ def number(value: int | float | None) -> str:
     return f"{value:,}"
 
 
+def isotime(value: str | None, fmt: str = "%b %-d, %-I:%M %p") -> str:
+    """A stored ISO timestamp (statistics keep times as text) in the organisation's zone."""
+    if not value:
+        return "—"
+    return localtime(datetime.fromisoformat(value), fmt)
+
+
+def percent(value: float | None, digits: int = 1) -> str:
+    """A fraction as a percentage (`0.1234` → `12.3 %`); `—` when there is none."""
+    if value is None:
+        return "—"
+    return f"{value * 100:.{digits}f} %"
+
+
+def plural(count: int | None, singular: str, plural_form: str | None = None) -> str:
+    """`1 person`, `2,000 people`: the count with thousands separators and the right word."""
+    count = count or 0
+    word = singular if count == 1 else (plural_form or singular + "s")
+    return f"{count:,} {word}"
+
+
+def send_url(send: Send, what: str, **values) -> str:
+    """A page of a broadcast or a campaign: `send_url(send, "progress", compact=1)`."""
+    kind = send_kind(send)
+    return url_for(f"{kind}.{what}", **{f"{kind[:-1]}_id": send.id}, **values)
+
+
 def nav_active(prefix: str) -> bool:
     if prefix == "/":
         return request.path == "/"
@@ -48,5 +78,11 @@ def nav_active(prefix: str) -> bool:
 def register_filters(app: Flask) -> None:
     app.add_template_filter(localtime)
     app.add_template_filter(number)
+    app.add_template_filter(isotime)
+    app.add_template_filter(percent)
+    app.add_template_filter(plural)
+    app.add_template_global(send_url)
+    app.add_template_global(send_kind)
+    app.add_template_global(send_label)
     app.add_template_global(nav_active)
     app.add_template_global(NAVIGATION, "NAVIGATION")

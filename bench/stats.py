@@ -25,8 +25,8 @@ PASSWORD = "bench-password-123"
 
 
 def seed(app, messages: int) -> int:
-    from app.broadcasts.services import finish_broadcasts
     from app.extensions import db
+    from app.sends.stats import finish_sends
 
     contacts = messages // 2
     with app.app_context():
@@ -89,7 +89,7 @@ def seed(app, messages: int) -> int:
         db.session.commit()
         conn.execute(sa.text("ANALYZE"))
         started = time.perf_counter()
-        finish_broadcasts()  # stores each broadcast's statistics, as the tick does
+        finish_sends()  # stores each broadcast's statistics, as the tick does
         log(f"statistics of 26 broadcasts computed in {time.perf_counter() - started:.2f} s")
         from werkzeug.security import generate_password_hash
 

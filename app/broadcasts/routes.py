@@ -26,17 +26,9 @@ from sqlalchemy.orm import selectinload
 from app.broadcasts.cadence import WEEKDAYS, send_now_refusal
 from app.broadcasts.display import local_parts, time_choices, trend_chart, zone_label
 from app.broadcasts.forms import UPCOMING_FIELDS, field_values, parse_schedule
-from app.broadcasts.outcomes import (
-    PROBLEM_STATUSES,
-    STATUSES,
-    clean_filters,
-    outcome_csv,
-    recipients_page,
-)
 from app.broadcasts.services import (
     active_schedule,
     ensure_upcoming,
-    finish_broadcasts,
     history_query,
     last_started,
     recipient_estimate,
@@ -47,7 +39,6 @@ from app.broadcasts.services import (
     upcoming_broadcast,
     update_upcoming,
 )
-from app.broadcasts.stats import broadcast_stats
 from app.extensions import db
 from app.htmx import hx_redirect, hx_trigger, is_htmx, vary_on_htmx, wants_partial
 from app.jobs import QUEUE_DEFAULT, get_queue
@@ -56,6 +47,8 @@ from app.models import Broadcast, BroadcastStatus, Role, ScheduleVersion, Segmen
 from app.pagination import page_number
 from app.security import require_role
 from app.sending.sms import count_sms
+from app.sends.results import STATUSES, clean_filters, outcome_csv, recipients_page
+from app.sends.stats import display_stats
 from app.validation import ValidationError
 
 bp = Blueprint("broadcasts", __name__, url_prefix="/broadcasts")
@@ -207,7 +200,7 @@ def index():
         **_next_run_context(upcoming),
         **_schedule_context(),
         **_history_page(1),
-        "sending": [(b, broadcast_stats(b)) for b in sending],
+        "sending": [(b, display_stats(b)) for b in sending],
         "trend": trend_chart(recent, _date_label),
     }
     return _page(render_template("broadcasts/index.html", **context))
@@ -412,27 +405,21 @@ def _broadcast(broadcast_id: int) -> Broadcast:
 
 
 def _progress_context(broadcast: Broadcast) -> dict[str, Any]:
-    stats = broadcast_stats(broadcast)
-    if broadcast.status == BroadcastStatus.SENDING and stats and not stats.get("pending"):
-        # Nothing left to send: finish now rather than at the next tick, so the page settles.
-        if finish_broadcasts():
-            db.session.refresh(broadcast)
-            stats = broadcast.stats
-    return dict(broadcast=broadcast, stats=stats or {})
+    return dict(send=broadcast, broadcast=broadcast, stats=display_stats(broadcast) or {})
 
 
 def _recipients_context(broadcast: Broadcast) -> dict[str, Any]:
     status, search = clean_filters(request.args.get("status"), request.args.get("q"))
     after = request.args.get("after", "")
-    page = recipients_page(broadcast.id, status=status, search=search, after=after[:40])
+    page = recipients_page(broadcast, status=status, search=search, after=after[:40])
     return dict(
+        send=broadcast,
         broadcast=broadcast,
         recipients=page,
         status_filter=status,
         search=search,
         paged=bool(after),
         statuses=STATUSES,
-        problem_statuses=PROBLEM_STATUSES,
     )
 
 
@@ -450,7 +437,7 @@ def progress(broadcast_id: int):
     if not wants_partial():
         return redirect(url_for("broadcasts.show", broadcast_id=broadcast_id))
     html = render_template(
-        "broadcasts/partials/_progress.html",
+        "sends/partials/_progress.html",
         compact=bool(request.args.get("compact")),
         **_progress_context(broadcast),
     )
@@ -463,7 +450,7 @@ def recipients(broadcast_id: int):
     broadcast = _broadcast(broadcast_id)
     if not wants_partial():
         return redirect(url_for("broadcasts.show", broadcast_id=broadcast_id, **request.args))
-    html = render_template("broadcasts/partials/_recipients.html", **_recipients_context(broadcast))
+    html = render_template("sends/partials/_recipients.html", **_recipients_context(broadcast))
     return _page(html)
 
 
@@ -472,7 +459,7 @@ def outcomes(broadcast_id: int):
     """Every message's outcome as CSV ("who did not get it, and why"), streamed."""
     broadcast = _broadcast(broadcast_id)
     status, _ = clean_filters(request.args.get("status"), None)
-    rows = outcome_csv(broadcast.id, _zone(), status=status)
+    rows = outcome_csv(broadcast, _zone(), status=status)
     response = Response(stream_with_context(rows), mimetype="text/csv")
     response.headers["Content-Disposition"] = (
         f'attachment; filename="broadcast-{broadcast.id}-outcomes.csv"'

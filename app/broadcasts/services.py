@@ -16,15 +16,11 @@ from sqlalchemy.orm import selectinload
 
 from app.audit.services import record_audit
 from app.broadcasts.cadence import WEEKDAYS, decide, next_slot, send_now_refusal
-from app.broadcasts.stats import initial_stats, refresh_broadcast_stats
 from app.extensions import db
 from app.models import (
-    PENDING_STATUSES,
     Broadcast,
     BroadcastSegment,
     BroadcastStatus,
-    MessageStatus,
-    OutboundMessage,
     ScheduleVersion,
     Segment,
     Setting,
@@ -33,6 +29,7 @@ from app.models import (
 )
 from app.segments.services import Audience, resolve_segment_contact_ids
 from app.sending.outbound import insert_first_messages
+from app.sends.stats import initial_stats, store_stats
 from app.validation import ValidationError
 
 log = logging.getLogger(__name__)
@@ -396,8 +393,7 @@ def start_broadcast(
     db.session.add(following)
     plan_upcoming(following, after=now, zone=zone)
     # Nothing has been sent yet: the first figures are known without counting the new rows.
-    broadcast.stats = initial_stats(created)
-    broadcast.stats_updated_at = now
+    store_stats(broadcast, initial_stats(created), now)
     if created == 0:
         broadcast.status = BroadcastStatus.SENT
         broadcast.finished_at = now
@@ -506,28 +502,6 @@ def run_due_broadcast(app: Flask, now: datetime | None = None) -> dict[str, Any]
     if started is None:
         return {"broadcast": "started elsewhere"}
     return {"broadcast_started": started.id, "recipients": started.recipient_count}
-
-
-def finish_broadcasts(now: datetime | None = None) -> int:
-    """Sending broadcasts with nothing left pending become `sent`. Commits."""
-    now = now or utcnow()
-    pending = (
-        sa.select(OutboundMessage.id)
-        .where(
-            OutboundMessage.broadcast_id == Broadcast.id,
-            OutboundMessage.status.in_(PENDING_STATUSES + (MessageStatus.SENDING,)),
-        )
-        .exists()
-    )
-    done = db.session.scalars(
-        sa.select(Broadcast).where(Broadcast.status == BroadcastStatus.SENDING, ~pending)
-    ).all()
-    for broadcast in done:
-        broadcast.status = BroadcastStatus.SENT
-        broadcast.finished_at = now
-        refresh_broadcast_stats(broadcast)
-    db.session.commit()
-    return len(done)
 
 
 def history_query() -> sa.Select[tuple[Broadcast]]:

@@ -8,7 +8,6 @@ from flask import Blueprint, current_app, render_template
 
 from app.broadcasts.display import zone_label
 from app.broadcasts.services import run_time
-from app.broadcasts.stats import broadcast_stats
 from app.dashboard.services import (
     active_schedule,
     audience_summary,
@@ -18,6 +17,7 @@ from app.dashboard.services import (
     upcoming_broadcast,
 )
 from app.models import utcnow
+from app.sends.stats import display_stats
 from app.system.services import health_report
 
 bp = Blueprint("dashboard", __name__)
@@ -34,7 +34,7 @@ def index():
         run_at=run_time(upcoming) if upcoming else None,
         zone_label=zone_label(current_app.config["APP_TIMEZONE"]),
         last=last,
-        last_stats=(broadcast_stats(last) or {}) if last else {},
+        last_stats=(display_stats(last) or {}) if last else {},
         schedule=active_schedule(),
         last_tick=last_job_run("tick"),
         messages_24h=messages_since(utcnow() - timedelta(hours=24)),

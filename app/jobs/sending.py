@@ -18,6 +18,7 @@ from app.models import MessageStatus, OutboundMessage
 from app.sending.engine import claim_size, send_batch
 from app.sending.status import StatusUpdate, apply_status_update
 from app.sending.transports import SimulatorTransport, get_transport
+from app.sends.stats import finish_sends
 
 SEND_JOB = "app.jobs.sending.send_queued"
 # A drain job hands over to a fresh one after this long, so no job outlives RQ's timeout and
@@ -30,7 +31,8 @@ def send_queued() -> dict[str, Any]:
     """Claim and send batches of `queued` messages until none are left or the budget is spent.
 
     Takes no ids: whatever is queued is claimed (SKIP LOCKED), so a lost or duplicated job can
-    neither lose nor double a message. Safe to run any number of times at once.
+    neither lose nor double a message. Safe to run any number of times at once. Schedules the
+    simulator's statuses for what it accepted, and finishes the sends it emptied.
     """
     app = current_app._get_current_object()
     started = time.monotonic()
@@ -48,6 +50,10 @@ def send_queued() -> dict[str, Any]:
         if time.monotonic() - started > JOB_BUDGET_SECONDS:
             enqueue_sending(app, force=1)
             break
+    if totals["batches"] and not summary.claimed:
+        # Out of work: a send whose last message just went out is finished now, not at the
+        # next tick, so its page settles at once.
+        totals["sends_finished"] = finish_sends()
     db.session.remove()
     return totals
 

@@ -9,13 +9,13 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from app.broadcasts.services import finish_broadcasts, run_due_broadcast
-from app.broadcasts.stats import refresh_recent_stats
+from app.broadcasts.services import run_due_broadcast
 from app.extensions import db
 from app.jobs.runs import recorded_run
 from app.jobs.sending import enqueue_sending
 from app.models import JobOutcome, JobRun, utcnow
 from app.sending.recovery import recover_stale_claims, release_due
+from app.sends.stats import finish_sends, refresh_recent_stats
 
 # A job run still "running" after this long belonged to a worker that died; it is closed.
 ABANDONED_RUN_AFTER = timedelta(hours=2)
@@ -29,7 +29,7 @@ def tick() -> dict[str, Any]:
         run.counts.update(run_due_broadcast(app))
         run.counts.update(release_due())
         run.counts.update(recover_stale_claims(app))
-        run.counts["broadcasts_finished"] = finish_broadcasts()
+        run.counts["sends_finished"] = finish_sends()
         run.counts["stats_refreshed"] = refresh_recent_stats()
         run.counts["abandoned_runs"] = close_abandoned_runs()
         run.counts["send_jobs_enqueued"] = enqueue_sending(app)

@@ -82,8 +82,9 @@ class Broadcast(TimestampMixin, db.Model):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     recipient_count: Mapped[int | None] = mapped_column()
-    # SPEC 8 figures, kept up to date by the tick (app/broadcasts/stats.py).
+    # SPEC 8 figures, kept up to date by the tick and the drain job (app/sends/stats.py).
     stats: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    stats_version: Mapped[int | None] = mapped_column(sa.SmallInteger)
     stats_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_by_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="SET NULL")

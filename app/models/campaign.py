@@ -63,6 +63,10 @@ class Campaign(TimestampMixin, db.Model):
     actual_recipients: Mapped[int | None] = mapped_column()
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # SPEC 8 figures, kept up to date by the tick and the drain job (app/sends/stats.py).
+    stats: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    stats_version: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    stats_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="SET NULL")
     )

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from app.audit.services import record_audit
+from app.exports import safe_cell
 from app.extensions import db
 from app.jobs import QUEUE_DEFAULT, get_queue
 from app.models import (
@@ -369,20 +370,15 @@ def errors_csv(upload: Upload) -> str:
     """The rows that were not imported (and the notes), with the reason first, as CSV text."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["row", "problem", "imported", *upload.columns])
+    writer.writerow(["row", "problem", "imported", *(safe_cell(c) for c in upload.columns)])
     for issue in upload.errors or []:
         problem = issue["message"]
         writer.writerow(
             [
                 issue["row"],
-                f"{issue['kind']}: {problem}",
+                safe_cell(f"{issue['kind']}: {problem}"),
                 "no" if issue["kind"] in REJECTING else "yes",
-                *[_safe_cell(cell) for cell in issue.get("cells") or []],
+                *[safe_cell(cell) for cell in issue.get("cells") or []],
             ]
         )
     return out.getvalue()
-
-
-def _safe_cell(cell: str) -> str:
-    """Cells that a spreadsheet would run as a formula are quoted with a leading apostrophe."""
-    return "'" + cell if cell[:1] in ("=", "+", "-", "@") and not cell[1:2].isdigit() else cell

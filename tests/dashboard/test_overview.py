@@ -68,12 +68,14 @@ def test_overview_shows_the_next_run_and_the_live_progress_of_a_sending_broadcas
 
 def test_overview_shows_the_last_results_without_polling(viewer_client):
     from app.models import BroadcastStatus, utcnow
+    from app.sends.stats import STATS_VERSION
 
     BroadcastFactory(
         status=BroadcastStatus.SENT,
         started_at=utcnow(),
         finished_at=utcnow(),
         stats={"recipients": 12, "first_sent": 12, "delivered": 11, "delivery_rate": 0.9167},
+        stats_version=STATS_VERSION,
     )
     db.session.commit()
     html = viewer_client.get("/").get_data(as_text=True)

@@ -1,7 +1,7 @@
-"""One broadcast's messages, recipient by recipient: the paged table and the CSV of outcomes.
+"""One send's messages, recipient by recipient: the paged table and the CSV of outcomes.
 
-Pages walk the (broadcast_id, contact_id, step) unique index with a keyset cursor and never
-count: a broadcast may have a million rows, and its totals are in its stored statistics.
+Pages walk the (send, contact_id, step) unique index with a keyset cursor and never count: a
+send may have a million rows, and its totals are in its stored statistics.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from app.contacts.phones import looks_like_phone, normalize_phone
+from app.exports import safe_cell
 from app.extensions import db
-from app.models import Contact, MessageStatus, OutboundMessage, Segment
+from app.models import PROBLEM_STATUSES, Contact, MessageStatus, OutboundMessage, Segment
+from app.sends import Send, send_column
 
 PAGE_SIZE = 50
 STATUSES = tuple(s.value for s in MessageStatus)
-# "Did not get it": the filter and the CSV's first question.
-PROBLEM_STATUSES = ("failed", "undelivered", "cancelled", "skipped", "unknown")
 _CURSOR = re.compile(r"^(\d{1,18})-(first|second)$")
 
 
@@ -58,7 +58,7 @@ def clean_filters(status: str | None, search: str | None) -> tuple[str, str]:
     return status, (search or "").strip()[:40]
 
 
-def _base(broadcast_id: int, status: str, search: str) -> sa.Select:
+def _base(send: Send, status: str, search: str) -> sa.Select:
     m = OutboundMessage
     query = (
         sa.select(
@@ -77,7 +77,7 @@ def _base(broadcast_id: int, status: str, search: str) -> sa.Select:
         )
         .join(Contact, Contact.id == m.contact_id)
         .outerjoin(Segment, Segment.id == m.segment_id)
-        .where(m.broadcast_id == broadcast_id)
+        .where(send_column(send) == send.id)
     )
     if status == "problems":
         query = query.where(m.status.in_(PROBLEM_STATUSES))
@@ -96,7 +96,7 @@ def _base(broadcast_id: int, status: str, search: str) -> sa.Select:
 
 
 def recipients_page(
-    broadcast_id: int,
+    send: Send,
     *,
     status: str = "",
     search: str = "",
@@ -105,7 +105,7 @@ def recipients_page(
 ) -> RecipientPage:
     """One page of messages in (contact, step) order, from the cursor `after` ("<contact>-<step>")."""
     m = OutboundMessage
-    query = _base(broadcast_id, status, search)
+    query = _base(send, status, search)
     match = _CURSOR.match(after or "")
     if match:
         contact_id, step = int(match.group(1)), match.group(2)
@@ -148,17 +148,6 @@ CSV_HEADER = [
 ]
 
 
-def safe_cell(value: Any) -> str:
-    """Text a spreadsheet would run as a formula (=, +, -, @, tab, CR) gets a leading apostrophe.
-
-    Like uploads' rule, but phone numbers (+1313…) and negative numbers stay as they are.
-    """
-    text = "" if value is None else str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not re.fullmatch(r"[+-]?\d[\d.]*", text):
-        return "'" + text
-    return text
-
-
 def _why_not(row: RecipientRow) -> str:
     if row.status in ("delivered", "sent"):
         return ""
@@ -173,9 +162,7 @@ def _why_not(row: RecipientRow) -> str:
     return "not sent yet"
 
 
-def outcome_csv(
-    broadcast_id: int, zone: str, *, status: str = "", chunk: int = 2000
-) -> Iterator[str]:
+def outcome_csv(send: Send, zone: str, *, status: str = "", chunk: int = 2000) -> Iterator[str]:
     """The CSV of outcomes, a few thousand rows at a time (streamed, never all in memory)."""
     tz = ZoneInfo(zone)
 
@@ -188,7 +175,7 @@ def outcome_csv(
     yield out.getvalue()
     after = ""
     while True:
-        page = recipients_page(broadcast_id, status=status, after=after, limit=chunk)
+        page = recipients_page(send, status=status, after=after, limit=chunk)
         out.seek(0)
         out.truncate()
         for row in page.rows:
