@@ -1,56 +1,14 @@
-"""Inbound fixtures: a sent broadcast first message with its scheduled follow-up, per contact."""
+"""Inbound fixtures: a contact, and a sent broadcast first message with its scheduled follow-up."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from app.extensions import db
-from app.models import (
-    Broadcast,
-    BroadcastStatus,
-    Contact,
-    MessageStatus,
-    OutboundMessage,
-    Step,
-    utcnow,
-)
-from tests.factories import BroadcastFactory, ContactFactory
-
-
-def sent_broadcast() -> Broadcast:
-    """A broadcast already started (only one may be upcoming at a time)."""
-    return BroadcastFactory(status=BroadcastStatus.SENDING)
-
-
-def sent_pair(
-    contact: Contact,
-    send: Broadcast,
-    *,
-    sent_at: datetime,
-    follow_up_in: timedelta = timedelta(minutes=10),
-) -> tuple[OutboundMessage, OutboundMessage]:
-    first = OutboundMessage(
-        broadcast=send,
-        contact=contact,
-        step=Step.FIRST,
-        body=send.first_message,
-        status=MessageStatus.SENT,
-        sent_at=sent_at,
-        provider_sid=f"SMfirst{contact.id}x{send.id}",
-    )
-    second = OutboundMessage(
-        broadcast=send,
-        contact=contact,
-        step=Step.SECOND,
-        body=send.second_message,
-        status=MessageStatus.SCHEDULED,
-        scheduled_for=sent_at + follow_up_in,
-    )
-    db.session.add_all([first, second])
-    db.session.commit()
-    return first, second
+from app.models import Contact, utcnow
+from tests.factories import ContactFactory, sent_with_follow_up
 
 
 @pytest.fixture
@@ -63,4 +21,6 @@ def contact() -> Contact:
 @pytest.fixture
 def sent(contact):
     """(first, follow-up) of a broadcast whose first message went out 5 minutes ago."""
-    return sent_pair(contact, sent_broadcast(), sent_at=utcnow() - timedelta(minutes=5))
+    first, follow_up = sent_with_follow_up(contact, sent_at=utcnow() - timedelta(minutes=5))
+    db.session.commit()
+    return first, follow_up

@@ -9,18 +9,8 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.inbound.services import InboundSMS, record_inbound
-from app.models import (
-    AuditLog,
-    Contact,
-    InboundMessage,
-    Keyword,
-    MessageStatus,
-    OutboundMessage,
-    Step,
-    utcnow,
-)
-from tests.factories import ContactFactory
-from tests.inbound.conftest import sent_broadcast, sent_pair
+from app.models import AuditLog, Contact, InboundMessage, Keyword, MessageStatus, Step, utcnow
+from tests.factories import ContactFactory, OutboundMessageFactory, sent_with_follow_up
 
 WINDOW = 36
 
@@ -52,16 +42,15 @@ def test_a_reply_within_the_window_links_to_the_first_message_and_cancels_the_fo
 
 
 def test_a_reply_links_to_the_latest_message_sent_within_the_window(contact):
-    old, _ = sent_pair(contact, sent_broadcast(), sent_at=utcnow() - timedelta(hours=30))
-    recent, _ = sent_pair(contact, sent_broadcast(), sent_at=utcnow() - timedelta(hours=2))
+    old, _ = sent_with_follow_up(contact, sent_at=utcnow() - timedelta(hours=30))
+    recent, _ = sent_with_follow_up(contact, sent_at=utcnow() - timedelta(hours=2))
     assert receive(contact.phone, "ok").reply_to_id == recent.id
     assert old.id != recent.id
 
 
 def test_a_reply_outside_the_window_is_linked_to_nothing(contact):
-    sent_pair(
+    sent_with_follow_up(
         contact,
-        sent_broadcast(),
         sent_at=utcnow() - timedelta(hours=WINDOW + 1),
         follow_up_in=timedelta(hours=48),
     )
@@ -71,14 +60,14 @@ def test_a_reply_outside_the_window_is_linked_to_nothing(contact):
 
 
 def test_a_reply_at_the_edge_of_the_window_is_linked(contact):
-    first, _ = sent_pair(contact, sent_broadcast(), sent_at=utcnow() - timedelta(hours=35))
+    first, _ = sent_with_follow_up(contact, sent_at=utcnow() - timedelta(hours=35))
     assert receive(contact.phone, "still here").reply_to_id == first.id
 
 
 def test_a_reply_does_not_touch_other_contacts_or_the_first_messages_of_others(contact, sent):
     other = ContactFactory()
     db.session.commit()
-    other_first, other_follow_up = sent_pair(other, sent[0].broadcast, sent_at=sent[0].sent_at)
+    _, other_follow_up = sent_with_follow_up(other, sent[0].broadcast, sent_at=sent[0].sent_at)
     receive(contact.phone, "hello")
     (other_follow_up,) = refreshed(other_follow_up)
     assert other_follow_up.status == MessageStatus.SCHEDULED
@@ -101,14 +90,8 @@ def test_a_reply_that_contains_stop_is_not_an_opt_out(contact, sent):
 
 
 def test_opt_out_unsubscribes_and_cancels_every_pending_message(contact, sent):
-    sends = [sent_broadcast(), sent_broadcast()]
-    queued = OutboundMessage(
-        broadcast=sends[0], contact=contact, body="x", status=MessageStatus.QUEUED
-    )
-    retrying = OutboundMessage(
-        broadcast=sends[1], contact=contact, body="y", status=MessageStatus.RETRYING
-    )
-    db.session.add_all([queued, retrying])
+    queued = OutboundMessageFactory(contact=contact)  # each of another started broadcast
+    retrying = OutboundMessageFactory(contact=contact, status=MessageStatus.RETRYING)
     db.session.commit()
     result = receive(contact.phone, " STOP! ")
     assert result.keyword == Keyword.STOP and result.subscription_changed

@@ -27,9 +27,8 @@ from app.models import (
     utcnow,
 )
 from app.segments.services import Audience, count_rule_contacts
-from tests.factories import ContactFactory
+from tests.factories import ContactFactory, sent_with_follow_up
 from tests.fakes.missive import FakeMissive
-from tests.inbound.conftest import sent_broadcast, sent_pair
 from tests.webhooks.signing import HOOK_SETTINGS, hook_signature, post_missive
 
 PHONE = "+13135550177"
@@ -118,7 +117,8 @@ def test_an_unconfigured_secret_refuses_everything(make_app):
 def test_an_incoming_sms_is_stored_once_and_cancels_the_follow_up(hooks):
     contact = ContactFactory(phone=PHONE)
     db.session.commit()
-    first, follow_up = sent_pair(contact, sent_broadcast(), sent_at=utcnow() - timedelta(minutes=3))
+    first, follow_up = sent_with_follow_up(contact, sent_at=utcnow() - timedelta(minutes=3))
+    db.session.commit()
     payload = incoming("Thank you!", conv=conversation("conv-7"))
     assert post_missive(hooks, payload).status_code == 200
     assert post_missive(hooks, payload).status_code == 200  # Missive retried
@@ -294,7 +294,8 @@ def test_admin_unsubscribe_cancels_pending_audits_the_staff_member_and_posts_a_n
 ):
     contact = ContactFactory(phone=PHONE)
     db.session.commit()
-    _, follow_up = sent_pair(contact, sent_broadcast(), sent_at=utcnow() - timedelta(minutes=1))
+    _, follow_up = sent_with_follow_up(contact, sent_at=utcnow() - timedelta(minutes=1))
+    db.session.commit()
     client = missive_app.test_client()
     payload = {
         "rule": {"type": "new_comment"},

@@ -1,0 +1,37 @@
+"""The contact page's timeline shows inbound messages with their keyword, what they answered,
+and the follow-up a reply cancelled."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from app.extensions import db
+from app.inbound.services import InboundSMS, record_inbound
+from app.models import utcnow
+from tests.factories import ContactFactory, sent_with_follow_up
+from tests.support import by_id
+
+
+def test_the_timeline_shows_a_reply_its_send_and_the_cancelled_follow_up(viewer_client):
+    contact = ContactFactory()
+    first, _ = sent_with_follow_up(contact, sent_at=utcnow() - timedelta(minutes=5))
+    db.session.commit()
+    record_inbound(InboundSMS("twilio", "SMr", contact.phone, "Loved it <3"), reply_window_hours=36)
+    db.session.commit()
+    html = viewer_client.get(f"/contacts/{contact.id}").get_data(as_text=True)
+    timeline = by_id(html, "contacts-timeline")
+    assert "Loved it &lt;3" in timeline
+    assert f"Broadcast #{first.broadcast_id} · answers the first message · via twilio" in timeline
+    assert "second message · cancelled: replied" in timeline
+
+
+def test_the_timeline_shows_a_stop_as_an_opt_out_and_the_contact_as_unsubscribed(viewer_client):
+    contact = ContactFactory()
+    db.session.commit()
+    record_inbound(InboundSMS("twilio", "SMs", contact.phone, "STOP"), reply_window_hours=36)
+    db.session.commit()
+    html = viewer_client.get(f"/contacts/{contact.id}").get_data(as_text=True)
+    timeline = by_id(html, "contacts-timeline")
+    assert "opt-out · via twilio" in timeline and ">stop<" in timeline
+    status = by_id(html, "contacts-status-card")
+    assert "unsubscribed" in status.text and "texted “STOP”" in status.text
