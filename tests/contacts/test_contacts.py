@@ -12,17 +12,14 @@ from app.extensions import db
 from app.models import (
     AuditLog,
     ContactSource,
-    InboundMessage,
     MessageStatus,
     MissiveConversation,
     MissiveConversationLabel,
     MissiveLabel,
-    OutboundMessage,
     utcnow,
 )
-from tests.factories import BroadcastFactory, ContactFactory
-
-HX = {"HX-Request": "true"}
+from tests.factories import ContactFactory, InboundMessageFactory, OutboundMessageFactory
+from tests.support import HX, by_id
 
 
 @pytest.mark.parametrize(
@@ -81,59 +78,36 @@ def test_list_shows_last_message_and_labels_and_paginates(viewer_client):
     db.session.add_all([label, conversation])
     db.session.flush()
     db.session.add(MissiveConversationLabel(conversation=conversation, label=label))
-    db.session.add(
-        InboundMessage(
-            provider_id="m1",
-            provider="twilio",
-            phone=contacts[-1].phone,
-            body="hi",
-            contact=contacts[-1],
-        )
-    )
+    InboundMessageFactory(contact=contacts[-1], body="hi")
     db.session.commit()
     html = viewer_client.get("/contacts/").get_data(as_text=True)
     assert "Page 1 of 2" in html and "Voters" in html and "55 contacts" in html
-    row = html[html.index(f'id="contacts-row-{contacts[-1].id}"') :]
-    assert "never" not in row[: row.index("</tr>")]
+    row = by_id(html, f"contacts-row-{contacts[-1].id}")
+    assert "Voters" in row and "never" not in row
     assert "+13135550500" in viewer_client.get("/contacts/?page=2").get_data(as_text=True)
 
 
 def test_contact_page_shows_every_message_in_and_out(viewer_client):
     contact = ContactFactory(name="Ava")
-    broadcast = BroadcastFactory()
-    db.session.add_all(
-        [
-            OutboundMessage(
-                broadcast=broadcast,
-                contact=contact,
-                body="<b>Hello</b> Detroit",
-                status=MessageStatus.DELIVERED,
-                sent_at=utcnow() - timedelta(hours=2),
-            ),
-            InboundMessage(
-                provider_id="in1",
-                provider="twilio",
-                phone=contact.phone,
-                body="Thanks!",
-                contact=contact,
-            ),
-        ]
+    sent = OutboundMessageFactory(
+        contact=contact,
+        body="<b>Hello</b> Detroit",
+        delivered=True,
+        sent_at=utcnow() - timedelta(hours=2),
     )
+    InboundMessageFactory(contact=contact, body="Thanks!")
     db.session.commit()
     html = viewer_client.get(f"/contacts/{contact.id}").get_data(as_text=True)
-    assert "&lt;b&gt;Hello&lt;/b&gt; Detroit" in html and "Thanks!" in html
-    assert html.index("Thanks!") < html.index("Hello")  # newest first
-    assert f"Broadcast #{broadcast.id}" in html and "delivered" in html
+    timeline = by_id(html, "contacts-timeline")
+    assert "&lt;b&gt;Hello&lt;/b&gt; Detroit" in timeline and "Thanks!" in timeline
+    assert timeline.index("Thanks!") < timeline.index("Hello")  # newest first
+    assert f"Broadcast #{sent.broadcast_id}" in timeline and "delivered" in timeline
     assert viewer_client.get("/contacts/999999").status_code == 404
 
 
 def test_unsubscribe_needs_a_reason_cancels_pending_messages_and_is_audited(operator_client):
     contact = ContactFactory()
-    broadcast = BroadcastFactory()
-    pending = OutboundMessage(
-        broadcast=broadcast, contact=contact, body="x", status=MessageStatus.QUEUED
-    )
-    db.session.add(pending)
+    pending = OutboundMessageFactory(contact=contact)
     db.session.commit()
     response = operator_client.post(f"/contacts/{contact.id}/unsubscribe", data={"reason": ""})
     assert response.status_code == 422 and "Say why" in response.get_data(as_text=True)

@@ -6,20 +6,20 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import AuditLog, MessageStatus, OutboundMessage
-from app.sending.outbound import create_outbound
 from app.sending.recovery import NEEDS_ATTENTION_PREFIX
-from tests.factories import BroadcastFactory, ContactFactory
+from tests.factories import BroadcastFactory, OutboundMessageFactory
+from tests.support import HX, by_id
 
 
 def stuck_messages(n: int = 2) -> list[OutboundMessage]:
-    broadcast = BroadcastFactory()
-    contacts = ContactFactory.create_batch(n)
-    create_outbound(broadcast, [c.id for c in contacts], "Council <b>tonight</b>")
-    db.session.flush()
-    rows = list(db.session.scalars(sa.select(OutboundMessage).order_by(OutboundMessage.id)))
-    for row in rows:
-        row.status = MessageStatus.UNKNOWN
-        row.error_message = NEEDS_ATTENTION_PREFIX + "2 identical messages found at Twilio"
+    """Messages of one broadcast the recovery could not settle: `unknown`, needing a person."""
+    rows = OutboundMessageFactory.create_batch(
+        n,
+        broadcast=BroadcastFactory(sending=True),
+        body="Council <b>tonight</b>",
+        status=MessageStatus.UNKNOWN,
+        error_message=NEEDS_ATTENTION_PREFIX + "2 identical messages found at Twilio",
+    )
     db.session.commit()
     return rows
 
@@ -29,21 +29,22 @@ def test_the_page_counts_messages_by_status_and_lists_what_needs_attention(viewe
     page = viewer_client.get("/system/")
     html = page.get_data(as_text=True)
     assert page.status_code == 200
-    assert 'id="system-messages"' in html and 'id="system-attention"' in html
-    assert "2 identical messages found at Twilio" in html
-    assert rows[0].contact.phone in html
-    assert "Council &lt;b&gt;tonight&lt;/b&gt;" in html  # bodies are escaped
+    assert 'id="system-messages"' in html
+    attention = by_id(html, "system-attention")
+    assert "2 identical messages found at Twilio" in attention
+    assert rows[0].contact.phone in attention
+    assert "Council &lt;b&gt;tonight&lt;/b&gt;" in attention  # bodies are escaped
     assert "It was sent" not in html  # a viewer sees the list, not the buttons
 
 
 def test_an_empty_list_says_everything_is_accounted_for(viewer_client):
     html = viewer_client.get("/system/").get_data(as_text=True)
-    assert "Nothing needs attention" in html
+    assert "Nothing needs attention" in by_id(html, "system-attention").text
 
 
 def test_the_list_is_an_htmx_partial_and_a_plain_request_goes_to_the_page(viewer_client):
     stuck_messages(1)
-    partial = viewer_client.get("/system/attention?page=1", headers={"HX-Request": "true"})
+    partial = viewer_client.get("/system/attention?page=1", headers=HX)
     assert partial.status_code == 200 and "<html" not in partial.get_data(as_text=True)
     assert "HX-Request" in partial.headers["Vary"]
     plain = viewer_client.get("/system/attention")
@@ -53,7 +54,7 @@ def test_the_list_is_an_htmx_partial_and_a_plain_request_goes_to_the_page(viewer
 def test_an_operator_marks_a_message_sent_and_it_is_audited(operator_client):
     rows = stuck_messages(2)
     response = operator_client.post(
-        f"/system/attention/{rows[0].id}", data={"outcome": "sent"}, headers={"HX-Request": "true"}
+        f"/system/attention/{rows[0].id}", data={"outcome": "sent"}, headers=HX
     )
     assert response.status_code == 200
     db.session.expire_all()
@@ -76,7 +77,7 @@ def test_send_again_queues_the_message(operator_client):
 def test_resolving_twice_or_with_a_bad_choice_is_a_clear_422(operator_client):
     rows = stuck_messages(1)
     bad = operator_client.post(
-        f"/system/attention/{rows[0].id}", data={"outcome": "maybe"}, headers={"HX-Request": "true"}
+        f"/system/attention/{rows[0].id}", data={"outcome": "maybe"}, headers=HX
     )
     assert bad.status_code == 422 and "sent or should be sent again" in bad.get_data(as_text=True)
     assert bad.headers["HX-Retarget"] == "#flash"

@@ -3,8 +3,6 @@ answers, status callbacks applied monotonically whatever their order or repetiti
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 import sqlalchemy as sa
 
@@ -15,11 +13,9 @@ from app.models import (
     ContactSource,
     InboundMessage,
     MessageStatus,
-    OutboundMessage,
     WebhookEvent,
-    utcnow,
 )
-from tests.factories import BroadcastFactory, ContactFactory
+from tests.factories import ContactFactory, OutboundMessageFactory
 from tests.webhooks.signing import (
     PUBLIC_BASE_URL,
     TWILIO_TOKEN,
@@ -188,19 +184,7 @@ def test_stop_by_twilio_unsubscribes_with_the_person_as_the_actor(hooks):
 # -- status callbacks -----------------------------------------------------------------------------
 @pytest.fixture
 def sent_message():
-    broadcast = BroadcastFactory()
-    contact = ContactFactory()
-    message = OutboundMessage(
-        broadcast=broadcast,
-        contact=contact,
-        body="Hello",
-        status=MessageStatus.SENT,
-        provider_sid="SM" + "a" * 32,
-        provider_status="queued",
-        sent_at=utcnow() - timedelta(minutes=1),
-        transport="twilio",
-    )
-    db.session.add(message)
+    message = OutboundMessageFactory(sent=True, provider_status="queued")
     db.session.commit()
     return message
 
