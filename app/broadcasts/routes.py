@@ -35,7 +35,6 @@ from app.broadcasts.services import (
     run_time,
     save_schedule,
     send_now,
-    staff_numbers,
     upcoming_broadcast,
     update_upcoming,
 )
@@ -49,6 +48,7 @@ from app.security import require_role
 from app.sending.sms import count_sms
 from app.sends.results import STATUSES, clean_filters, outcome_csv, recipients_page
 from app.sends.stats import display_stats
+from app.settings.services import staff_numbers
 from app.validation import ValidationError
 
 bp = Blueprint("broadcasts", __name__, url_prefix="/broadcasts")

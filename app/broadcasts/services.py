@@ -23,7 +23,6 @@ from app.models import (
     BroadcastStatus,
     ScheduleVersion,
     Segment,
-    Setting,
     User,
     utcnow,
 )
@@ -33,7 +32,6 @@ from app.sends.stats import initial_stats, store_stats
 from app.validation import ValidationError
 
 log = logging.getLogger(__name__)
-STAFF_NUMBERS_SETTING = "staff_test_numbers"
 MAX_MESSAGE_LENGTH = 1600  # Twilio's limit for one message body
 MAX_DELAY_SECONDS = 7 * 24 * 3600
 
@@ -294,11 +292,6 @@ def _update_ratios(broadcast: Broadcast, raw: dict[str, str]) -> str:
     if filler:
         parts.append(f"filler {segments[filler].name}")
     return "segments " + (", ".join(parts) or "none")
-
-
-def staff_numbers() -> list[str]:
-    setting = db.session.get(Setting, STAFF_NUMBERS_SETTING)
-    return list(setting.value or []) if setting is not None else []
 
 
 # -- starting a broadcast ----------------------------------------------------------------------

@@ -6,12 +6,12 @@ from typing import Any
 
 from flask import current_app
 
-from app.broadcasts.services import staff_numbers
 from app.extensions import db
 from app.jobs.runs import recorded_run
 from app.models import Broadcast
 from app.sending.policy import Outcome
 from app.sending.transports import OutboundItem, get_transport
+from app.settings.services import staff_numbers
 
 
 def test_send_broadcast(broadcast_id: int, user_id: int) -> dict[str, Any]:

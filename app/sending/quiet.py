@@ -10,10 +10,7 @@ import phonenumbers
 from flask import Flask
 from phonenumbers import timezone as phone_timezone
 
-from app.extensions import db
-from app.models import Setting
-
-QUIET_HOURS_SETTING = "quiet_hours"  # a Setting overrides QUIET_HOURS: ["09:00", "20:00"] or null
+from app.settings.services import quiet_hours
 
 
 def _parse(value: str) -> time:
@@ -23,8 +20,7 @@ def _parse(value: str) -> time:
 
 def quiet_window(app: Flask) -> tuple[time, time] | None:
     """The allowed sending window, or None when quiet hours are off."""
-    setting = db.session.get(Setting, QUIET_HOURS_SETTING)
-    raw = setting.value if setting is not None else app.config["QUIET_HOURS"]
+    raw = quiet_hours(app.config["QUIET_HOURS"])
     if not raw:
         return None
     start, end = raw

@@ -223,8 +223,8 @@ def refresh_stats(send: Send, now: datetime | None = None) -> dict[str, Any]:
 
 def display_stats(send: Send, now: datetime | None = None) -> dict[str, Any] | None:
     """The figures a page shows; never writes. The stored ones, or fresh ones computed in memory
-    when a sending send's are more than a few seconds old or of an older shape. None before the
-    send starts."""
+    when a sending send's are more than a few seconds old or of an older shape, with `as_of`
+    (when they were counted, ISO 8601). None before the send starts."""
     if not is_started(send):
         return None
     now = now or utcnow()
@@ -233,7 +233,10 @@ def display_stats(send: Send, now: datetime | None = None) -> dict[str, Any] | N
         updated = send.stats_updated_at or send.started_at
         if updated is None or updated < now - LIVE_MAX_AGE:
             stored = None
-    return stored if stored is not None else compute_stats(send)
+    if stored is not None:
+        as_of = send.stats_updated_at or now
+        return {**stored, "as_of": as_of.isoformat()}
+    return {**compute_stats(send), "as_of": now.isoformat()}
 
 
 # -- what the tick and the drain job store -----------------------------------------------------
@@ -269,6 +272,24 @@ def refresh_recent_stats(now: datetime | None = None) -> int:
             .limit(OUTDATED_PER_TICK)
         ).all()
         for send in (*recent, *outdated):
+            refresh_stats(send, now)
+            refreshed += 1
+    db.session.commit()
+    return refreshed
+
+
+def refresh_finished_stats(
+    *, broadcast_ids: set[int], campaign_ids: set[int], now: datetime | None = None
+) -> int:
+    """Store fresh figures for these sends when they have finished (a sending send's page counts
+    for itself). For a job that has just changed their messages. Commits."""
+    refreshed = 0
+    for (model, _, sent), ids in zip(_MODELS, (broadcast_ids, campaign_ids), strict=True):
+        if not ids:
+            continue
+        for send in db.session.scalars(
+            sa.select(model).where(model.id.in_(sorted(ids)), model.status == sent)
+        ):
             refresh_stats(send, now)
             refreshed += 1
     db.session.commit()

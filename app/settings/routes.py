@@ -8,13 +8,17 @@ from sqlalchemy.exc import IntegrityError
 
 from app.audit.services import record_audit
 from app.auth.services import create_user, list_users, update_user
-from app.broadcasts.services import staff_numbers
 from app.extensions import db
 from app.htmx import is_htmx
 from app.models import Role, User
 from app.security import require_role
 from app.settings.forms import EditUserForm, NewUserForm
-from app.settings.services import save_staff_numbers, sending_rules, transport_status
+from app.settings.services import (
+    save_staff_numbers,
+    sending_rules,
+    staff_numbers,
+    transport_status,
+)
 from app.validation import ValidationError
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")

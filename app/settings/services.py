@@ -1,18 +1,55 @@
 """What the settings page shows about how the app is configured (no secrets, only whether they are
-set), and the settings edited there (the staff test numbers)."""
+set), and the settings kept in the database (staff test numbers, quiet hours): every read and
+write of them lives here. Configuration comes in as plain arguments (`config`, `default`), never
+from `current_app`; writes are audited and the caller commits."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from app.audit.services import record_audit
-from app.broadcasts.services import STAFF_NUMBERS_SETTING
 from app.contacts.phones import normalize_phone
 from app.extensions import db
 from app.models import Setting, User
 from app.validation import ValidationError
 
 MAX_STAFF_NUMBERS = 20
+STAFF_NUMBERS_SETTING = "staff_test_numbers"
+# Overrides QUIET_HOURS when present: ["09:00", "20:00"], or null for "off".
+QUIET_HOURS_SETTING = "quiet_hours"
+
+
+def staff_numbers() -> list[str]:
+    """The staff test numbers (E.164), in the order they were saved."""
+    setting = db.session.get(Setting, STAFF_NUMBERS_SETTING)
+    return list(setting.value or []) if setting is not None else []
+
+
+def quiet_hours(default: tuple[str, str] | None) -> tuple[str, str] | None:
+    """The sending window ("09:00", "20:00") in force, or None when quiet hours are off: the
+    setting saved by an admin, else `default` (QUIET_HOURS)."""
+    setting = db.session.get(Setting, QUIET_HOURS_SETTING)
+    raw = setting.value if setting is not None else default
+    return (str(raw[0]), str(raw[1])) if raw else None
+
+
+def save_quiet_hours(window: tuple[str, str] | None, *, user: User | None) -> None:
+    """Store the sending window (or None: off); audited, the caller commits."""
+    setting = db.session.get(Setting, QUIET_HOURS_SETTING)
+    before = setting.value if setting is not None else "default"
+    if setting is None:
+        setting = Setting(key=QUIET_HOURS_SETTING)
+        db.session.add(setting)
+    setting.value = list(window) if window else None
+    setting.updated_by_id = user.id if user is not None else None
+    record_audit(
+        "settings.quiet_hours",
+        user=user,
+        object_type="setting",
+        object_id=QUIET_HOURS_SETTING,
+        summary="Quiet hours: " + (f"send only {window[0]}–{window[1]}" if window else "off"),
+        details={"before": before, "after": setting.value},
+    )
 
 
 def transport_status(config: dict[str, Any]) -> dict[str, Any]:
@@ -44,7 +81,7 @@ def transport_status(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def sending_rules(config: dict[str, Any]) -> list[tuple[str, str]]:
-    quiet = config["QUIET_HOURS"]
+    quiet = quiet_hours(config["QUIET_HOURS"])
     rate = config["SEND_RATE_MPS"]
     return [
         ("Organisation time zone", config["APP_TIMEZONE"]),

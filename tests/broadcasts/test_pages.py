@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from app.broadcasts.services import STAFF_NUMBERS_SETTING, upcoming_broadcast
+from app.broadcasts.services import upcoming_broadcast
 from app.extensions import db
 from app.jobs import QUEUE_DEFAULT, get_queue
 from app.models import (
@@ -26,6 +26,7 @@ from app.models import (
     utcnow,
 )
 from app.sends.stats import finish_sends
+from app.settings.services import STAFF_NUMBERS_SETTING
 from tests.factories import (
     BroadcastFactory,
     ContactFactory,

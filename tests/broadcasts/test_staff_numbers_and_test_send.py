@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from app.broadcasts.services import STAFF_NUMBERS_SETTING, staff_numbers
 from app.extensions import db
 from app.jobs.broadcasts import test_send_broadcast as send_test
 from app.models import AuditLog, JobOutcome, JobRun, OutboundMessage, Setting
 from app.sending.policy import Outcome, SendResult
+from app.settings.services import STAFF_NUMBERS_SETTING, staff_numbers
 from tests.factories import BroadcastFactory
 
 
