@@ -6,7 +6,13 @@ import pytest
 
 from app.extensions import db
 from app.models import BroadcastSegment, ContactSource, JobOutcome, JobRun
-from tests.factories import BroadcastFactory, ContactFactory, SegmentFactory
+from tests.factories import (
+    BroadcastFactory,
+    ContactFactory,
+    OutboundMessageFactory,
+    SegmentFactory,
+)
+from tests.support import by_id
 
 
 def test_overview_shows_audience_upcoming_broadcast_and_health(viewer_client):
@@ -49,21 +55,17 @@ def test_areas_not_built_yet_say_so_plainly(viewer_client, area):
 def test_overview_shows_the_next_run_and_the_live_progress_of_a_sending_broadcast(viewer_client):
     from datetime import timedelta
 
-    from app.models import BroadcastStatus, OutboundMessage, utcnow
+    from app.models import utcnow
 
     BroadcastFactory(run_at_override=utcnow() + timedelta(days=2))
-    sending = BroadcastFactory(
-        status=BroadcastStatus.SENDING, started_at=utcnow(), recipient_count=1
-    )
-    contact = ContactFactory()
-    db.session.add(
-        OutboundMessage(broadcast_id=sending.id, contact_id=contact.id, body="x", status="queued")
-    )
+    sending = BroadcastFactory(sending=True, recipient_count=1)
+    OutboundMessageFactory(broadcast=sending)
     db.session.commit()
     html = viewer_client.get("/").get_data(as_text=True)
-    assert 'id="broadcasts-next-run"' in html and "One-off time" in html
-    assert f'id="broadcasts-progress-{sending.id}"' in html
-    assert 'hx-trigger="every 2s"' in html and "Sending now" in html
+    assert "One-off time" in by_id(html, "broadcasts-next-run").text
+    last = by_id(html, "dashboard-last")
+    assert "Sending now" in last.text
+    assert 'hx-trigger="every 2s"' in by_id(last, f"broadcasts-progress-{sending.id}")
 
 
 def test_overview_shows_the_last_results_without_polling(viewer_client):

@@ -8,9 +8,7 @@ import pytest
 from flask import Flask
 
 from app.extensions import db
-from app.models import Broadcast, Contact, OutboundMessage
-from app.sending.outbound import create_outbound
-from tests.factories import BroadcastFactory, ContactFactory
+from tests.factories import BroadcastFactory, ContactFactory, OutboundMessageFactory
 
 ENGINE_SETTINGS = {
     "QUIET_HOURS": None,
@@ -37,27 +35,16 @@ def sim_app(engine_app) -> Iterator[Flask]:
         yield app
 
 
-def outbound_for(
-    broadcast: Broadcast, contacts: list[Contact], body: str | None = None
-) -> list[OutboundMessage]:
-    create_outbound(broadcast, [c.id for c in contacts], body or broadcast.first_message)
-    db.session.commit()
-    return list(
-        db.session.scalars(
-            db.select(OutboundMessage)
-            .where(OutboundMessage.broadcast_id == broadcast.id)
-            .order_by(OutboundMessage.id)
-        )
-    )
-
-
 @pytest.fixture
 def make_send():
-    """`make_send(n, **broadcast_fields)` → (broadcast, contacts, first-step rows), committed."""
+    """`make_send(n, **broadcast_fields)` → (broadcast, contacts, first-step rows), committed:
+    the broadcast's `queued` first message to each of `n` new contacts."""
 
     def make(n: int = 3, **fields):
         broadcast = BroadcastFactory(**fields)
         contacts = ContactFactory.create_batch(n)
-        return broadcast, contacts, outbound_for(broadcast, contacts)
+        rows = [OutboundMessageFactory(broadcast=broadcast, contact=c) for c in contacts]
+        db.session.commit()
+        return broadcast, contacts, rows
 
     return make

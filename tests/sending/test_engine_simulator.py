@@ -13,7 +13,7 @@ from app.sending.engine import claim_batch, send_batch
 from app.sending.outbound import create_outbound
 from app.sending.quiet import next_opening
 from app.sending.recovery import release_due
-from tests.factories import BroadcastFactory, ContactFactory
+from tests.factories import BroadcastFactory, ContactFactory, InboundMessageFactory
 
 
 def statuses(broadcast_id: int, step: Step = Step.FIRST) -> dict[int, MessageStatus]:
@@ -201,30 +201,12 @@ def test_cancelling_can_be_narrowed_to_one_send_and_step(sim_app, make_send):
 
 
 def test_a_follow_up_already_queued_is_skipped_when_the_contact_replied(sim_app, make_send):
-    from app.models import InboundMessage
-
     broadcast, contacts, _ = make_send(2, delay_seconds=0)
     send_batch(sim_app)
     release_due(utcnow() + timedelta(seconds=1))  # both follow-ups queued, about to be claimed
-    db.session.add(
-        InboundMessage(
-            provider_id="SMreply1",
-            provider="twilio",
-            phone=contacts[0].phone,
-            body="Thanks, see you there",
-            contact_id=contacts[0].id,
-        )
-    )
-    db.session.add(  # a STOP is handled by the opt-out path, not counted as a reply here
-        InboundMessage(
-            provider_id="SMstop1",
-            provider="twilio",
-            phone=contacts[1].phone,
-            body="STOP",
-            contact_id=contacts[1].id,
-            keyword="stop",
-        )
-    )
+    InboundMessageFactory(contact=contacts[0], body="Thanks, see you there")
+    # A STOP is handled by the opt-out path, not counted as a reply here.
+    InboundMessageFactory(contact=contacts[1], stop=True)
     db.session.commit()
     summary = send_batch(sim_app)
     assert summary.skipped == 1 and summary.counts["accepted"] == 1
