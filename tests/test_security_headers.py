@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.support import HX
+
 
 def test_pages_carry_the_security_headers(viewer_client):
     response = viewer_client.get("/")
@@ -42,7 +44,7 @@ def test_unknown_page_is_a_friendly_404(viewer_client):
 
 
 def test_htmx_errors_are_retargeted_into_the_flash_region(viewer_client):
-    response = viewer_client.get("/settings/users", headers={"HX-Request": "true"})
+    response = viewer_client.get("/settings/users", headers=HX)
     assert response.status_code == 403
     assert response.headers["HX-Retarget"] == "#flash"
     assert b"flash--error" in response.data and b"<html" not in response.data

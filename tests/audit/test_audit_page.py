@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.audit.services import record_audit
 from app.extensions import db
+from tests.support import HX
 
 
 def _entries(admin, count=3):
@@ -32,7 +33,7 @@ def test_full_page_lists_entries_newest_first(admin_client, admin):
 
 def test_htmx_search_returns_only_the_rows_partial(admin_client, admin):
     _entries(admin)
-    response = admin_client.get("/audit/?q=user+1", headers={"HX-Request": "true"})
+    response = admin_client.get("/audit/?q=user+1", headers=HX)
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and "<html" not in html
     assert "Changed user 1" in html and "Changed user 2" not in html
@@ -47,9 +48,7 @@ def test_filter_by_action(admin_client, admin):
 def test_boosted_and_history_restore_requests_get_the_full_page(admin_client, admin):
     _entries(admin)
     for header in ("HX-Boosted", "HX-History-Restore-Request"):
-        html = admin_client.get("/audit/", headers={"HX-Request": "true", header: "true"}).get_data(
-            as_text=True
-        )
+        html = admin_client.get("/audit/", headers={**HX, header: "true"}).get_data(as_text=True)
         assert "<html" in html
 
 

@@ -7,6 +7,7 @@ from flask import Flask
 
 from app.models import Role
 from app.security import require_role
+from tests.support import HX
 
 PUBLIC_ENDPOINTS = {"auth.login", "auth.create_session", "health.healthz", "static"}
 
@@ -63,9 +64,7 @@ def test_every_url_rule_answers_htmx_without_login_with_401_and_hx_redirect(app,
     for rule in _protected_rules(app):
         url = _sample_url(app, rule)
         response = (
-            client.get(url, headers={"HX-Request": "true"})
-            if "GET" in rule.methods
-            else (client.post(url, headers={"HX-Request": "true"}))
+            client.get(url, headers=HX) if "GET" in rule.methods else (client.post(url, headers=HX))
         )
         assert response.status_code == 401, url
         assert response.headers["HX-Redirect"].startswith("/auth/login"), url

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import AuditLog, Role
 from tests.conftest import PASSWORD, sign_in
+from tests.support import HX
 
 
 def _csrf_token(client, url="/auth/login") -> str:
@@ -170,10 +171,10 @@ def test_htmx_requests_carry_the_csrf_token_in_a_header(client, admin, csrf_enab
     sign_in(client, admin, csrf_token=_csrf_token(client))
     page = client.get("/").get_data(as_text=True)
     token = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
-    without = client.post("/auth/logout", headers={"HX-Request": "true"})
+    without = client.post("/auth/logout", headers=HX)
     assert without.status_code == 400
     assert without.headers["HX-Retarget"] == "#flash"
-    with_token = client.post("/auth/logout", headers={"HX-Request": "true", "X-CSRFToken": token})
+    with_token = client.post("/auth/logout", headers={**HX, "X-CSRFToken": token})
     assert with_token.status_code == 302, with_token.data
 
 

@@ -7,8 +7,7 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import AuditLog, BroadcastSegment, Segment
 from tests.factories import BroadcastFactory, ContactFactory, SegmentFactory
-
-HX = {"HX-Request": "true"}
+from tests.support import HX
 
 
 def builder_form(**extra):

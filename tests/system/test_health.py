@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app import create_app
-from tests.support import make_test_config
+from tests.support import HX, make_test_config
 
 
 def test_healthz_is_ok_when_database_and_redis_answer(client):
@@ -72,7 +72,7 @@ def test_job_runs_page_and_partial(viewer_client):
     db.session.commit()
     page = viewer_client.get("/system/").get_data(as_text=True)
     assert "<html" in page and 'id="system-job-runs"' in page and "Older runs" in page
-    partial = viewer_client.get("/system/?page=2", headers={"HX-Request": "true"})
+    partial = viewer_client.get("/system/?page=2", headers=HX)
     html = partial.get_data(as_text=True)
     assert partial.status_code == 200 and "<html" not in html
     assert html.count("<tr>") == 1 + 5  # header row + the 5 oldest of 25 runs

@@ -19,9 +19,9 @@ from app.models import (
     UploadContact,
     UploadStatus,
 )
-from tests.factories import ContactFactory
+from tests.factories import ContactFactory, UploadFactory
+from tests.support import HX
 
-HX = {"HX-Request": "true"}
 GOOD = (
     b"phone,name,zip,neighborhood\n"
     b"(313) 555-0101,Ava,48201,Midtown\n"
@@ -222,8 +222,9 @@ def test_a_file_that_became_unreadable_fails_the_validation_with_its_message(ope
 
 
 def test_uploads_list_full_page_and_partial(operator_client):
-    upload_file(operator_client, GOOD, "spring.csv")
-    upload_file(operator_client, GOOD, "autumn.csv")
+    UploadFactory(filename="spring.csv")
+    UploadFactory(filename="autumn.csv", done=True)
+    db.session.commit()
     page = operator_client.get("/uploads/")
     assert "spring.csv" in page.get_data(as_text=True) and "HX-Request" in page.headers["Vary"]
     partial = operator_client.get("/uploads/?q=autumn", headers=HX).get_data(as_text=True)
