@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
 
             with app.app_context():
                 started = time.perf_counter()
-                result = run_due_broadcast(app)
+                result = run_due_broadcast(zone=app.config["APP_TIMEZONE"], catch_up_minutes=60)
                 enqueued = enqueue_sending(app)
                 seconds = time.perf_counter() - started
                 db.session.remove()

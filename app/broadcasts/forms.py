@@ -8,16 +8,6 @@ from datetime import time
 from app.broadcasts.cadence import WEEKDAYS
 from app.validation import ValidationError
 
-# The upcoming broadcast's inline fields: URL name -> the form keys it posts.
-UPCOMING_FIELDS = {
-    "first_message": ("first_message",),
-    "second_message": ("second_message",),
-    "delay": ("delay_minutes",),
-    "batch_size": ("batch_size",),
-    "run_at": ("run_date", "run_time"),
-    "segments": (),  # ratio_<segment id> and filler
-}
-
 
 def parse_schedule(form: Mapping[str, str]) -> tuple[dict[str, time | None], int]:
     """Weekday selects ("" for none, else HH:MM) and the default batch size."""

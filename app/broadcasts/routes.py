@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     Response,
@@ -21,28 +20,36 @@ from flask import (
 )
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
 
-from app.broadcasts.cadence import WEEKDAYS, send_now_refusal
-from app.broadcasts.display import local_parts, time_choices, trend_chart, zone_label
-from app.broadcasts.forms import UPCOMING_FIELDS, field_values, parse_schedule
+from app.broadcasts.cadence import WEEKDAYS
+from app.broadcasts.display import time_choices, trend_chart, zone_label
+from app.broadcasts.forms import field_values, parse_schedule
 from app.broadcasts.services import (
+    UPCOMING_FIELDS,
     active_schedule,
+    current_values,
     ensure_upcoming,
-    history_query,
-    last_started,
-    recipient_estimate,
+    history_page,
+    ratio_sum,
     run_time,
     save_schedule,
+    schedule_values,
+    schedule_versions,
+    segment_choices,
     send_now,
+    send_now_preview,
+    sending_broadcasts,
+    test_send_check,
+    trend_broadcasts,
     upcoming_broadcast,
+    upcoming_or_draft,
     update_upcoming,
 )
 from app.extensions import db
 from app.htmx import hx_redirect, hx_trigger, is_htmx, vary_on_htmx, wants_partial
 from app.jobs import QUEUE_DEFAULT, get_queue
 from app.jobs.sending import enqueue_sending
-from app.models import Broadcast, BroadcastStatus, Role, ScheduleVersion, Segment, utcnow
+from app.models import Broadcast, BroadcastStatus, Role
 from app.pagination import page_number
 from app.security import require_role
 from app.sending.sms import count_sms
@@ -69,12 +76,12 @@ def _page(response_body: str, status: int = 200) -> Response:
 
 # -- the upcoming broadcast ----------------------------------------------------------------------
 def _upcoming() -> Broadcast:
-    """The upcoming broadcast; the very first visit creates an empty one (then commits)."""
+    """The upcoming broadcast for a change (POST): created empty when there is none yet."""
     upcoming = upcoming_broadcast()
     if upcoming is not None:
         return upcoming
     try:
-        upcoming = ensure_upcoming(current_app)
+        upcoming = ensure_upcoming(_zone())
         db.session.commit()
     except IntegrityError:  # created at the same moment by another request
         db.session.rollback()
@@ -84,41 +91,8 @@ def _upcoming() -> Broadcast:
     return upcoming
 
 
-def _current_values(upcoming: Broadcast) -> dict[str, str]:
-    run_date, run_time_value = local_parts(upcoming.run_at_override, _zone())
-    values = {
-        "first_message": upcoming.first_message or "",
-        "second_message": upcoming.second_message or "",
-        "delay_minutes": str(upcoming.delay_seconds // 60),
-        "batch_size": str(upcoming.batch_size),
-        "run_date": run_date,
-        "run_time": run_time_value,
-        "filler": "",
-    }
-    for link in upcoming.segment_links:
-        values[f"ratio_{link.segment_id}"] = str(link.ratio)
-        if link.is_filler:
-            values["filler"] = str(link.segment_id)
-    return values
-
-
-def _segments() -> list[Segment]:
-    return list(db.session.scalars(sa.select(Segment).order_by(Segment.name)))
-
-
-def _ratio_sum(values: dict[str, str]) -> int | None:
-    total = 0
-    for key, value in values.items():
-        if key.startswith("ratio_"):
-            value = (value or "").strip() or "0"
-            if not value.isdigit():
-                return None
-            total += int(value)
-    return total
-
-
 def _upcoming_context(upcoming: Broadcast, values: dict[str, str] | None = None) -> dict[str, Any]:
-    values = {**_current_values(upcoming), **(values or {})}
+    values = {**current_values(upcoming, _zone()), **(values or {})}
     return dict(
         upcoming=upcoming,
         values=values,
@@ -126,8 +100,8 @@ def _upcoming_context(upcoming: Broadcast, values: dict[str, str] | None = None)
             "first_message": count_sms(values["first_message"]),
             "second_message": count_sms(values["second_message"]),
         },
-        segments=_segments(),
-        ratio_sum=_ratio_sum(values),
+        segments=segment_choices(),
+        ratio_sum=ratio_sum(values),
         time_choices=time_choices(),
         zone_label=zone_label(_zone()),
         can_edit=current_user.has_role(Role.OPERATOR),
@@ -138,31 +112,18 @@ def _upcoming_context(upcoming: Broadcast, values: dict[str, str] | None = None)
 
 
 def _next_run_context(upcoming: Broadcast) -> dict[str, Any]:
-    return dict(
-        upcoming=upcoming,
-        run_at=run_time(upcoming),
-        zone_label=zone_label(_zone()),
-    )
+    return dict(upcoming=upcoming, run_at=run_time(upcoming), zone_label=zone_label(_zone()))
 
 
 def _schedule_context(values: dict[str, str] | None = None, errors=None, saved=False):
     schedule = active_schedule()
-    current = {"default_batch_size": str(schedule.default_batch_size if schedule else 1000)}
-    for day, at in (schedule.times() if schedule else {}).items():
-        current[day] = at.strftime("%H:%M") if at else ""
-    versions = db.session.scalars(
-        sa.select(ScheduleVersion)
-        .options(selectinload(ScheduleVersion.created_by))
-        .order_by(ScheduleVersion.id.desc())
-        .limit(SCHEDULE_VERSIONS_SHOWN)
-    ).all()
     return dict(
         weekdays=WEEKDAYS,
         schedule=schedule,
-        schedule_values={**current, **(values or {})},
+        schedule_values={**schedule_values(schedule), **(values or {})},
         schedule_errors=errors or {},
         schedule_saved=saved,
-        versions=versions,
+        versions=schedule_versions(SCHEDULE_VERSIONS_SHOWN),
         time_choices=time_choices(),
         zone_label=zone_label(_zone()),
         can_edit=current_user.has_role(Role.OPERATOR),
@@ -170,13 +131,9 @@ def _schedule_context(values: dict[str, str] | None = None, errors=None, saved=F
     )
 
 
-def _history_page(page: int) -> dict[str, Any]:
-    rows = db.session.scalars(
-        history_query().offset((page - 1) * HISTORY_PAGE).limit(HISTORY_PAGE + 1)
-    ).all()
-    return dict(
-        history=rows[:HISTORY_PAGE], history_next=page + 1 if len(rows) > HISTORY_PAGE else None
-    )
+def _history_context(page: int) -> dict[str, Any]:
+    rows, following = history_page(page, HISTORY_PAGE)
+    return dict(history=rows, history_next=following)
 
 
 def _date_label(broadcast: Broadcast) -> str:
@@ -188,20 +145,14 @@ def _date_label(broadcast: Broadcast) -> str:
 
 @bp.get("/")
 def index():
-    upcoming = _upcoming()
-    sending = db.session.scalars(
-        sa.select(Broadcast)
-        .where(Broadcast.status == BroadcastStatus.SENDING)
-        .order_by(Broadcast.started_at.desc())
-    ).all()
-    recent = list(reversed(db.session.scalars(history_query().limit(TREND_SIZE)).all()))
+    upcoming = upcoming_or_draft(_zone())
     context = {
         **_upcoming_context(upcoming),
         **_next_run_context(upcoming),
         **_schedule_context(),
-        **_history_page(1),
-        "sending": [(b, display_stats(b)) for b in sending],
-        "trend": trend_chart(recent, _date_label),
+        **_history_context(1),
+        "sending": [(b, display_stats(b)) for b in sending_broadcasts()],
+        "trend": trend_chart(trend_broadcasts(TREND_SIZE), _date_label),
     }
     return _page(render_template("broadcasts/index.html", **context))
 
@@ -211,31 +162,20 @@ def next_run():
     """The upcoming broadcast's run time, re-fetched when anything on the page changed it."""
     if not wants_partial():
         return redirect(url_for("broadcasts.index"))
-    upcoming = _upcoming()
+    upcoming = upcoming_or_draft(_zone())
     return _page(
         render_template("broadcasts/partials/_next_run.html", **_next_run_context(upcoming))
     )
-
-
-FIELD_TEMPLATES = {
-    "first_message": "broadcasts/partials/_field_message.html",
-    "second_message": "broadcasts/partials/_field_message.html",
-    "delay": "broadcasts/partials/_field_number.html",
-    "batch_size": "broadcasts/partials/_field_number.html",
-    "run_at": "broadcasts/partials/_field_run_at.html",
-    "segments": "broadcasts/partials/_segments_feedback.html",
-}
 
 
 @bp.post("/upcoming/<field>")
 @require_role(Role.OPERATOR)
 def update(field: str):
     """Save one field of the upcoming broadcast; the field comes back with its message."""
-    if field not in UPCOMING_FIELDS:
+    spec = UPCOMING_FIELDS.get(field)
+    if spec is None:
         abort(404)
     raw = field_values(request.form)
-    if field == "run_at" and raw.get("clear"):
-        raw.update(run_date="", run_time="")
     upcoming = _upcoming()
     try:
         summary = update_upcoming(
@@ -248,27 +188,19 @@ def update(field: str):
         )
     except ValidationError as exc:
         db.session.rollback()
-        upcoming = _upcoming()
-        submitted = {
-            k: v for k, v in raw.items() if k in UPCOMING_FIELDS[field] or field == "segments"
-        }
-        if field == "segments":  # ratios left out of the post are blank, not their saved value
-            submitted = {**{f"ratio_{s.id}": "" for s in _segments()}, **submitted}
-            submitted.setdefault("filler", "")
-        context = _upcoming_context(upcoming, submitted)
+        context = _upcoming_context(_upcoming(), spec.posted(raw))
         context["errors"] = {field: exc.message, exc.field or field: exc.message}
         if not is_htmx():
             flash(exc.message, "error")
             return redirect(url_for("broadcasts.index") + f"#broadcasts-field-{field}")
-        html = render_template(FIELD_TEMPLATES[field], field=field, **context)
-        return _page(html, 422)
+        return _page(render_template(spec.template, field=field, **context), 422)
     db.session.commit()
     if not is_htmx():
         flash(f"Saved: {summary}.", "success")
         return redirect(url_for("broadcasts.index") + f"#broadcasts-field-{field}")
     context = _upcoming_context(upcoming)
     context["saved"] = field
-    html = render_template(FIELD_TEMPLATES[field], field=field, **context)
+    html = render_template(spec.template, field=field, **context)
     return hx_trigger(_page(html), CHANGED)
 
 
@@ -288,23 +220,9 @@ def sms_count():
 
 # -- send now and test send ----------------------------------------------------------------------
 def _send_now_context(error: str | None = None) -> dict[str, Any]:
-    upcoming = _upcoming()
-    previous = last_started()
-    refusal = error or send_now_refusal(
-        now=utcnow(),
-        run_at_override=upcoming.run_at_override,
-        last_started_at=previous.started_at if previous else None,
-    )
-    if not refusal and not upcoming.first_message.strip():
-        refusal = "Write the first message before sending."
-    estimate = None
-    if not refusal:
-        try:
-            estimate = recipient_estimate(upcoming)
-        except ValidationError as exc:
-            db.session.rollback()
-            refusal = f"A segment of this broadcast does not work: {exc.message}"
-    return dict(upcoming=upcoming, refusal=refusal, estimate=estimate)
+    upcoming = upcoming_or_draft(_zone())
+    preview = send_now_preview(upcoming)
+    return dict(upcoming=upcoming, refusal=error or preview.refusal, estimate=preview.estimate)
 
 
 @bp.get("/send-now")
@@ -321,7 +239,7 @@ def confirm_send_now():
 @require_role(Role.OPERATOR)
 def create_send_now():
     try:
-        started = send_now(current_app, user=current_user)
+        started = send_now(user=current_user, zone=_zone())
     except ValidationError as exc:
         db.session.rollback()
         context = _send_now_context(error=exc.message)
@@ -343,14 +261,11 @@ def create_send_now():
 @require_role(Role.OPERATOR)
 def test_send():
     """Queue the current texts to the staff numbers (a job sends them; nothing is recorded)."""
-    upcoming = _upcoming()
+    upcoming = upcoming_broadcast()
     numbers = staff_numbers()
-    if not upcoming.first_message.strip():
-        raise ValidationError("Write the first message before a test send.")
-    if not numbers:
-        raise ValidationError(
-            "There are no staff test numbers yet: an admin adds them on the Settings page."
-        )
+    refusal = test_send_check(upcoming, numbers)
+    if refusal:
+        raise ValidationError(refusal)
     get_queue(current_app, QUEUE_DEFAULT).enqueue(
         "app.jobs.broadcasts.test_send_broadcast", upcoming.id, current_user.id, result_ttl=3600
     )
@@ -370,7 +285,11 @@ def update_schedule():
     try:
         times, size = parse_schedule(values)
         save_schedule(
-            times, size, user=current_user, batch_max=current_app.config["BATCH_SIZE_MAX"]
+            times,
+            size,
+            user=current_user,
+            batch_max=current_app.config["BATCH_SIZE_MAX"],
+            zone=_zone(),
         )
     except ValidationError as exc:
         db.session.rollback()
@@ -393,7 +312,7 @@ def history():
     """More past broadcasts ("show more" appends them), from their stored figures."""
     if not wants_partial():
         return redirect(url_for("broadcasts.index") + "#broadcasts-history")
-    context = _history_page(page_number())
+    context = _history_context(page_number())
     return _page(render_template("broadcasts/partials/_history_rows.html", **context))
 
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import Flask
 from sqlalchemy.orm import selectinload
 
 from app.audit.services import record_audit
 from app.broadcasts.cadence import WEEKDAYS, decide, next_slot, send_now_refusal
+from app.broadcasts.display import local_parts
 from app.extensions import db
 from app.models import (
     Broadcast,
@@ -44,13 +45,38 @@ def active_schedule() -> ScheduleVersion | None:
     )
 
 
+def schedule_versions(limit: int) -> list[ScheduleVersion]:
+    """The newest saved versions of the weekly schedule, with who saved them."""
+    return list(
+        db.session.scalars(
+            sa.select(ScheduleVersion)
+            .options(selectinload(ScheduleVersion.created_by))
+            .order_by(ScheduleVersion.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def schedule_values(schedule: ScheduleVersion | None) -> dict[str, str]:
+    """The schedule editor's form values: HH:MM or "" per weekday, and the default batch."""
+    values = {"default_batch_size": str(schedule.default_batch_size if schedule else 1000)}
+    for day, at in (schedule.times() if schedule else dict.fromkeys(WEEKDAYS)).items():
+        values[day] = at.strftime("%H:%M") if at else ""
+    return values
+
+
 def schedule_times() -> dict[str, time | None]:
     schedule = active_schedule()
     return schedule.times() if schedule else {day: None for day in WEEKDAYS}
 
 
 def save_schedule(
-    times: dict[str, time | None], default_batch_size: int, *, user: User | None, batch_max: int
+    times: dict[str, time | None],
+    default_batch_size: int,
+    *,
+    user: User | None,
+    batch_max: int,
+    zone: str,
 ) -> ScheduleVersion:
     """A new schedule version (the old ones stay as history); re-plans the upcoming broadcast.
 
@@ -71,7 +97,7 @@ def save_schedule(
     db.session.flush()
     upcoming = upcoming_broadcast()
     if upcoming is not None:
-        plan_upcoming(upcoming, after=utcnow())
+        plan_upcoming(upcoming, after=utcnow(), zone=zone)
     record_audit(
         "schedule.update",
         user=user,
@@ -102,28 +128,39 @@ def last_started() -> Broadcast | None:
     )
 
 
-def ensure_upcoming(app: Flask) -> Broadcast:
-    """The upcoming broadcast, created (empty texts) when there is none yet; the caller commits."""
+def _new_upcoming(zone: str, now: datetime) -> Broadcast:
+    schedule = active_schedule()
+    upcoming = Broadcast(
+        first_message="",
+        delay_seconds=600,
+        batch_size=schedule.default_batch_size if schedule else 1000,
+        status=BroadcastStatus.UPCOMING,
+        segment_links=[],
+    )
+    plan_upcoming(upcoming, after=now, zone=zone)
+    return upcoming
+
+
+def ensure_upcoming(zone: str, now: datetime | None = None) -> Broadcast:
+    """The upcoming broadcast, created (empty texts) when there is none yet; the caller commits
+    (and retries on IntegrityError: another request created it at the same moment)."""
     upcoming = upcoming_broadcast()
     if upcoming is None:
-        schedule = active_schedule()
-        upcoming = Broadcast(
-            first_message="",
-            batch_size=schedule.default_batch_size if schedule else 1000,
-            status=BroadcastStatus.UPCOMING,
-        )
+        upcoming = _new_upcoming(zone, now or utcnow())
         db.session.add(upcoming)
-        plan_upcoming(upcoming, after=utcnow(), zone=app.config["APP_TIMEZONE"])
         db.session.flush()
     return upcoming
 
 
-def plan_upcoming(broadcast: Broadcast, *, after: datetime, zone: str | None = None) -> None:
-    """Store the next weekly run time on the upcoming broadcast (what the pages show)."""
-    from flask import current_app
+def upcoming_or_draft(zone: str, now: datetime | None = None) -> Broadcast:
+    """What a page shows as the upcoming broadcast: the saved one, or an unsaved empty draft
+    planned from the schedule (a GET never writes; the first edit creates it)."""
+    return upcoming_broadcast() or _new_upcoming(zone, now or utcnow())
 
-    tz = ZoneInfo(zone or current_app.config["APP_TIMEZONE"])
-    broadcast.scheduled_for = next_slot(schedule_times(), after, tz)
+
+def plan_upcoming(broadcast: Broadcast, *, after: datetime, zone: str) -> None:
+    """Store the next weekly run time on the upcoming broadcast (what the pages show)."""
+    broadcast.scheduled_for = next_slot(schedule_times(), after, ZoneInfo(zone))
 
 
 def run_time(broadcast: Broadcast) -> datetime | None:
@@ -148,6 +185,166 @@ def _check_message(text: str, field: str, *, required: bool) -> str:
     return text
 
 
+# -- the upcoming broadcast's editable fields: one registry -------------------------------------
+@dataclass(frozen=True)
+class FieldContext:
+    """What saving a field may need besides the form: plain settings from the boundary."""
+
+    batch_max: int
+    zone: str
+    now: datetime
+
+
+@dataclass(frozen=True)
+class UpcomingField:
+    """One inline-edited field of the upcoming broadcast: the form keys it posts, the partial
+    that renders it, its current form values, and how it is saved (returning a summary)."""
+
+    name: str
+    inputs: tuple[str, ...]
+    template: str
+    current: Callable[[Broadcast, str], dict[str, str]]
+    save: Callable[[Broadcast, dict[str, str], FieldContext], str]
+
+    def posted(self, raw: dict[str, str]) -> dict[str, str]:
+        """The submitted values to show again with an error (what the person typed)."""
+        return {key: raw.get(key, "") for key in self.inputs}
+
+
+def _save_first(broadcast: Broadcast, raw: dict[str, str], ctx: FieldContext) -> str:
+    broadcast.first_message = _check_message(
+        raw.get("first_message", ""), "first_message", required=True
+    )
+    return "first message"
+
+
+def _save_second(broadcast: Broadcast, raw: dict[str, str], ctx: FieldContext) -> str:
+    text = _check_message(raw.get("second_message", ""), "second_message", required=False)
+    broadcast.second_message = text or None
+    return "follow-up message" if text else "follow-up removed"
+
+
+def _save_delay(broadcast: Broadcast, raw: dict[str, str], ctx: FieldContext) -> str:
+    minutes = _whole_number(raw.get("delay_minutes", ""), "delay_minutes", "The delay")
+    if not 0 <= minutes * 60 <= MAX_DELAY_SECONDS:
+        raise ValidationError("The delay must be between 0 minutes and 7 days.", "delay_minutes")
+    broadcast.delay_seconds = minutes * 60
+    return f"delay {minutes} min"
+
+
+def _save_batch_size(broadcast: Broadcast, raw: dict[str, str], ctx: FieldContext) -> str:
+    size = _whole_number(raw.get("batch_size", ""), "batch_size", "The batch size")
+    check_batch_size(size, ctx.batch_max)
+    broadcast.batch_size = size
+    return f"batch size {size:,}"
+
+
+def _save_run_at(broadcast: Broadcast, raw: dict[str, str], ctx: FieldContext) -> str:
+    if raw.get("clear"):
+        raw = {**raw, "run_date": "", "run_time": ""}
+    broadcast.run_at_override = _parse_run_at(raw, ctx.zone, ctx.now)
+    if broadcast.run_at_override is None:
+        return "one-off run time cleared"
+    return f"one-off run time {broadcast.run_at_override:%Y-%m-%d %H:%M} UTC"
+
+
+def _current_run_at(broadcast: Broadcast, zone: str) -> dict[str, str]:
+    run_date, run_time_value = local_parts(broadcast.run_at_override, zone)
+    return {"run_date": run_date, "run_time": run_time_value}
+
+
+def _current_ratios(broadcast: Broadcast, zone: str) -> dict[str, str]:
+    values = {"filler": ""}
+    for link in broadcast.segment_links:
+        values[f"ratio_{link.segment_id}"] = str(link.ratio)
+        if link.is_filler:
+            values["filler"] = str(link.segment_id)
+    return values
+
+
+class _SegmentsField(UpcomingField):
+    def posted(self, raw: dict[str, str]) -> dict[str, str]:
+        # A share left out of the post is blank, not its saved value.
+        blanks = {f"ratio_{segment.id}": "" for segment in segment_choices()}
+        ratios = {k: v for k, v in raw.items() if k.startswith("ratio_")}
+        return {**blanks, **ratios, "filler": raw.get("filler", "")}
+
+
+_PARTIALS = "broadcasts/partials"
+UPCOMING_FIELDS: dict[str, UpcomingField] = {
+    field.name: field
+    for field in (
+        UpcomingField(
+            "first_message",
+            ("first_message",),
+            f"{_PARTIALS}/_field_message.html",
+            lambda b, zone: {"first_message": b.first_message or ""},
+            _save_first,
+        ),
+        UpcomingField(
+            "second_message",
+            ("second_message",),
+            f"{_PARTIALS}/_field_message.html",
+            lambda b, zone: {"second_message": b.second_message or ""},
+            _save_second,
+        ),
+        UpcomingField(
+            "delay",
+            ("delay_minutes",),
+            f"{_PARTIALS}/_field_number.html",
+            lambda b, zone: {"delay_minutes": str(b.delay_seconds // 60)},
+            _save_delay,
+        ),
+        UpcomingField(
+            "batch_size",
+            ("batch_size",),
+            f"{_PARTIALS}/_field_number.html",
+            lambda b, zone: {"batch_size": str(b.batch_size)},
+            _save_batch_size,
+        ),
+        UpcomingField(
+            "run_at",
+            ("run_date", "run_time"),
+            f"{_PARTIALS}/_field_run_at.html",
+            _current_run_at,
+            _save_run_at,
+        ),
+        _SegmentsField(
+            "segments",
+            ("filler",),  # and ratio_<segment id>
+            f"{_PARTIALS}/_segments_feedback.html",
+            _current_ratios,
+            lambda b, raw, ctx: _update_ratios(b, raw),
+        ),
+    )
+}
+
+
+def current_values(broadcast: Broadcast, zone: str) -> dict[str, str]:
+    """Every field's form values for the upcoming broadcast as saved."""
+    values: dict[str, str] = {}
+    for field in UPCOMING_FIELDS.values():
+        values.update(field.current(broadcast, zone))
+    return values
+
+
+def segment_choices() -> list[Segment]:
+    """The segments a broadcast can take shares of, by name."""
+    return list(db.session.scalars(sa.select(Segment).order_by(Segment.name)))
+
+
+def ratio_sum(values: dict[str, str]) -> int | None:
+    """The total of the shares being edited; None while one of them is not a whole number."""
+    total = 0
+    for key, value in values.items():
+        if key.startswith("ratio_"):
+            value = (value or "").strip() or "0"
+            if not value.isdigit():
+                return None
+            total += int(value)
+    return total
+
+
 def update_upcoming(
     broadcast: Broadcast,
     field: str,
@@ -158,46 +355,15 @@ def update_upcoming(
     zone: str,
     now: datetime | None = None,
 ) -> str:
-    """Save one field of the upcoming broadcast from form values; returns a short summary.
-
-    Fields: first_message, second_message, delay (minutes), batch_size, run_at (local date and
-    time, or empty to clear), segments (ratio_<segment id>, filler). Raises ValidationError with
-    the field at fault; the caller commits.
-    """
+    """Save one field of the upcoming broadcast (see UPCOMING_FIELDS) from form values; returns
+    a short summary. Raises ValidationError with the field at fault; audited, the caller
+    commits."""
     if broadcast.status != BroadcastStatus.UPCOMING:
         raise ValidationError("This broadcast has started: it can no longer be edited.")
-    now = now or utcnow()
-    if field == "first_message":
-        broadcast.first_message = _check_message(raw.get("first_message", ""), field, required=True)
-        summary = "first message"
-    elif field == "second_message":
-        text = _check_message(raw.get("second_message", ""), field, required=False)
-        broadcast.second_message = text or None
-        summary = "follow-up message" if text else "follow-up removed"
-    elif field == "delay":
-        minutes = _whole_number(raw.get("delay_minutes", ""), "delay_minutes", "The delay")
-        if not 0 <= minutes * 60 <= MAX_DELAY_SECONDS:
-            raise ValidationError(
-                "The delay must be between 0 minutes and 7 days.", "delay_minutes"
-            )
-        broadcast.delay_seconds = minutes * 60
-        summary = f"delay {minutes} min"
-    elif field == "batch_size":
-        size = _whole_number(raw.get("batch_size", ""), "batch_size", "The batch size")
-        check_batch_size(size, batch_max)
-        broadcast.batch_size = size
-        summary = f"batch size {size:,}"
-    elif field == "run_at":
-        broadcast.run_at_override = _parse_run_at(raw, zone, now)
-        summary = (
-            f"one-off run time {broadcast.run_at_override:%Y-%m-%d %H:%M} UTC"
-            if broadcast.run_at_override
-            else "one-off run time cleared"
-        )
-    elif field == "segments":
-        summary = _update_ratios(broadcast, raw)
-    else:
+    spec = UPCOMING_FIELDS.get(field)
+    if spec is None:
         raise ValidationError(f"Unknown field {field!r}.")
+    summary = spec.save(broadcast, raw, FieldContext(batch_max, zone, now or utcnow()))
     record_audit(
         "broadcast.update",
         user=user,
@@ -423,28 +589,63 @@ def clone_as_upcoming(broadcast: Broadcast, *, run_at_override: datetime | None)
     )
 
 
-def send_now(app: Flask, *, user: User, now: datetime | None = None) -> Broadcast:
-    """Start the upcoming broadcast at once (SPEC 4.1 guards); ValidationError says why not."""
-    now = now or utcnow()
-    upcoming = upcoming_broadcast()
-    if upcoming is None:
-        raise ValidationError("There is no upcoming broadcast to send.")
+def send_now_check(upcoming: Broadcast | None, now: datetime | None = None) -> str | None:
+    """Why the upcoming broadcast cannot be sent now (SPEC 4.1 guards), or None: the one check
+    the confirmation, the send itself and any other caller use."""
+    if upcoming is None or upcoming.id is None:
+        return "There is no upcoming broadcast to send: write its first message first."
     if not upcoming.first_message.strip():
-        raise ValidationError("Write the first message before sending.", "first_message")
+        return "Write the first message before sending."
     previous = last_started()
-    refusal = send_now_refusal(
-        now=now,
+    return send_now_refusal(
+        now=now or utcnow(),
         run_at_override=upcoming.run_at_override,
         last_started_at=previous.started_at if previous else None,
     )
+
+
+@dataclass(frozen=True)
+class SendNowPreview:
+    refusal: str | None
+    estimate: int | None  # recipients it would reach now, when it may go
+
+
+def send_now_preview(upcoming: Broadcast, now: datetime | None = None) -> SendNowPreview:
+    """What the send-now confirmation says: why not, or how many people it reaches now."""
+    refusal = send_now_check(upcoming, now)
     if refusal:
-        raise ValidationError(refusal)
-    started = start_broadcast(
-        upcoming.id, now=now, user=user, keep_override=True, zone=app.config["APP_TIMEZONE"]
-    )
+        return SendNowPreview(refusal, None)
+    try:
+        return SendNowPreview(None, recipient_estimate(upcoming))
+    except ValidationError as exc:
+        return SendNowPreview(f"A segment of this broadcast does not work: {exc.message}", None)
+
+
+def send_now(*, user: User, zone: str, now: datetime | None = None) -> Broadcast:
+    """Start the upcoming broadcast at once; ValidationError says why not (send_now_check).
+    Commits (start_broadcast); the caller enqueues sending."""
+    now = now or utcnow()
+    upcoming = upcoming_broadcast()
+    refusal = send_now_check(upcoming, now)
+    if refusal:
+        field = "first_message" if upcoming is not None and upcoming.id else None
+        raise ValidationError(refusal, field if "first message" in refusal else None)
+    started = start_broadcast(upcoming.id, now=now, user=user, keep_override=True, zone=zone)
     if started is None:
         raise ValidationError("This broadcast has just been started by someone else.")
     return started
+
+
+def test_send_check(broadcast: Broadcast | None, numbers: list[str]) -> str | None:
+    """Why the current texts cannot be test-sent, or None: used by the route and the job."""
+    if broadcast is None or not broadcast.first_message.strip():
+        return "Write the first message before a test send."
+    if not numbers:
+        return "There are no staff test numbers yet: an admin adds them on the Settings page."
+    return None
+
+
+test_send_check.__test__ = False  # a check, not a test, though its name starts with test_
 
 
 def recipient_estimate(broadcast: Broadcast) -> int:
@@ -453,28 +654,31 @@ def recipient_estimate(broadcast: Broadcast) -> int:
 
 
 # -- the tick ----------------------------------------------------------------------------------
-def run_due_broadcast(app: Flask, now: datetime | None = None) -> dict[str, Any]:
+def run_due_broadcast(
+    *, zone: str, catch_up_minutes: int, now: datetime | None = None
+) -> dict[str, Any]:
     """Start the upcoming broadcast when its run time is due; skip a run missed beyond the
-    catch-up window (recorded in the returned counts, which the tick stores in its job run)."""
+    catch-up window (recorded in the returned counts, which the tick stores in its job run).
+    Commits."""
     now = now or utcnow()
     upcoming = upcoming_broadcast()
     if upcoming is None:
         return {"broadcast": "none upcoming"}
     if upcoming.scheduled_for is None and schedule_times() != dict.fromkeys(WEEKDAYS):
         # Created before any schedule (or by an import): plan it from now on.
-        plan_upcoming(upcoming, after=now, zone=app.config["APP_TIMEZONE"])
+        plan_upcoming(upcoming, after=now, zone=zone)
         db.session.commit()
     previous = last_started()
     decision = decide(
         run_at=run_time(upcoming),
         now=now,
         last_started_at=previous.started_at if previous else None,
-        catch_up=timedelta(minutes=app.config["BROADCAST_CATCHUP_MINUTES"]),
+        catch_up=timedelta(minutes=catch_up_minutes),
     )
     if decision.action == "skip":
         missed = decision.run_at
         upcoming.run_at_override = None
-        plan_upcoming(upcoming, after=now, zone=app.config["APP_TIMEZONE"])
+        plan_upcoming(upcoming, after=now, zone=zone)
         record_audit(
             "broadcast.skipped",
             actor="schedule",
@@ -488,10 +692,10 @@ def run_due_broadcast(app: Flask, now: datetime | None = None) -> dict[str, Any]
         return {"broadcast": decision.action}
     if not upcoming.first_message.strip():
         upcoming.run_at_override = None
-        plan_upcoming(upcoming, after=now, zone=app.config["APP_TIMEZONE"])
+        plan_upcoming(upcoming, after=now, zone=zone)
         db.session.commit()
         return {"broadcast_skipped": "the first message is empty"}
-    started = start_broadcast(upcoming.id, now=now, zone=app.config["APP_TIMEZONE"])
+    started = start_broadcast(upcoming.id, now=now, zone=zone)
     if started is None:
         return {"broadcast": "started elsewhere"}
     return {"broadcast_started": started.id, "recipients": started.recipient_count}
@@ -503,3 +707,29 @@ def history_query() -> sa.Select[tuple[Broadcast]]:
         .where(Broadcast.status.in_((BroadcastStatus.SENDING, BroadcastStatus.SENT)))
         .order_by(Broadcast.started_at.desc(), Broadcast.id.desc())
     )
+
+
+def latest_broadcast() -> Broadcast | None:
+    """The broadcast sending now, or the last one sent."""
+    return db.session.scalar(history_query().limit(1))
+
+
+def history_page(page: int, size: int) -> tuple[list[Broadcast], int | None]:
+    """One page of started broadcasts, newest first, and the next page's number (or None)."""
+    rows = db.session.scalars(history_query().offset((page - 1) * size).limit(size + 1)).all()
+    return list(rows[:size]), page + 1 if len(rows) > size else None
+
+
+def sending_broadcasts() -> list[Broadcast]:
+    return list(
+        db.session.scalars(
+            sa.select(Broadcast)
+            .where(Broadcast.status == BroadcastStatus.SENDING)
+            .order_by(Broadcast.started_at.desc())
+        )
+    )
+
+
+def trend_broadcasts(count: int) -> list[Broadcast]:
+    """The last `count` started broadcasts, oldest first (the trend chart's order)."""
+    return list(reversed(db.session.scalars(history_query().limit(count)).all()))

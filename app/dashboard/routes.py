@@ -7,15 +7,8 @@ from datetime import timedelta
 from flask import Blueprint, current_app, render_template
 
 from app.broadcasts.display import zone_label
-from app.broadcasts.services import run_time
-from app.dashboard.services import (
-    active_schedule,
-    audience_summary,
-    last_broadcast,
-    last_job_run,
-    messages_since,
-    upcoming_broadcast,
-)
+from app.broadcasts.services import active_schedule, latest_broadcast, run_time, upcoming_broadcast
+from app.dashboard.services import audience_summary, last_job_run, messages_since
 from app.models import utcnow
 from app.sends.stats import display_stats
 from app.system.services import health_report
@@ -26,7 +19,7 @@ bp = Blueprint("dashboard", __name__)
 @bp.get("/")
 def index():
     upcoming = upcoming_broadcast()
-    last = last_broadcast()
+    last = latest_broadcast()
     return render_template(
         "dashboard/index.html",
         audience=audience_summary(),

@@ -1,4 +1,4 @@
-"""Figures for the overview page, each one query."""
+"""Figures for the overview page, each one query (broadcast queries come from broadcasts.services)."""
 
 from __future__ import annotations
 
@@ -6,20 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import selectinload
 
 from app.extensions import db
-from app.models import (
-    Broadcast,
-    BroadcastSegment,
-    BroadcastStatus,
-    Contact,
-    ContactSource,
-    JobRun,
-    OutboundMessage,
-    ScheduleVersion,
-    Segment,
-)
+from app.models import Contact, ContactSource, JobRun, OutboundMessage, Segment
 
 
 @dataclass
@@ -44,29 +33,6 @@ def audience_summary() -> AudienceSummary:
     ).one()
     segments = db.session.scalar(sa.select(sa.func.count()).select_from(Segment)) or 0
     return AudienceSummary(row[0], row[1], row[2], row[3], segments)
-
-
-def upcoming_broadcast() -> Broadcast | None:
-    return db.session.scalar(
-        sa.select(Broadcast)
-        .where(Broadcast.status == BroadcastStatus.UPCOMING)
-        .options(selectinload(Broadcast.segment_links).selectinload(BroadcastSegment.segment))
-    )
-
-
-def last_broadcast() -> Broadcast | None:
-    return db.session.scalar(
-        sa.select(Broadcast)
-        .where(Broadcast.status.in_([BroadcastStatus.SENDING, BroadcastStatus.SENT]))
-        .order_by(Broadcast.started_at.desc())
-        .limit(1)
-    )
-
-
-def active_schedule() -> ScheduleVersion | None:
-    return db.session.scalar(
-        sa.select(ScheduleVersion).order_by(ScheduleVersion.id.desc()).limit(1)
-    )
 
 
 def last_job_run(name: str) -> JobRun | None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import current_app
 
+from app.broadcasts.services import test_send_check
 from app.extensions import db
 from app.jobs.runs import recorded_run
 from app.models import Broadcast
@@ -25,11 +26,9 @@ def test_send_broadcast(broadcast_id: int, user_id: int) -> dict[str, Any]:
         broadcast = db.session.get(Broadcast, broadcast_id)
         numbers = staff_numbers()
         run.counts.update(broadcast=broadcast_id, user=user_id)
-        if broadcast is None or not broadcast.first_message.strip():
-            run.skip("the broadcast is gone or has no first message")
-            return dict(run.counts)
-        if not numbers:
-            run.skip("no staff test numbers")
+        refusal = test_send_check(broadcast, numbers)
+        if refusal:
+            run.skip(refusal)
             return dict(run.counts)
         bodies = [broadcast.first_message]
         if broadcast.second_message:

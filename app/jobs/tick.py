@@ -26,7 +26,12 @@ def tick() -> dict[str, Any]:
     a conditional update, and enqueueing only tops the drain jobs up."""
     app = current_app._get_current_object()
     with recorded_run("tick") as run:
-        run.counts.update(run_due_broadcast(app))
+        run.counts.update(
+            run_due_broadcast(
+                zone=app.config["APP_TIMEZONE"],
+                catch_up_minutes=app.config["BROADCAST_CATCHUP_MINUTES"],
+            )
+        )
         run.counts.update(release_due())
         run.counts.update(recover_stale_claims(app))
         run.counts["sends_finished"] = finish_sends()

@@ -99,12 +99,19 @@ def test_index_shows_the_upcoming_card_schedule_and_history_escaped(viewer_clien
     assert 'id="broadcasts-send-now"' not in html
 
 
-def test_index_creates_the_first_upcoming_broadcast_when_there_is_none(operator_client):
+def test_with_no_upcoming_broadcast_the_index_shows_a_draft_and_the_first_edit_creates_it(
+    operator_client,
+):
     assert upcoming_broadcast() is None
     response = operator_client.get("/broadcasts/")
     assert response.status_code == 200
-    assert upcoming_broadcast() is not None
     assert 'hx-post="/broadcasts/upcoming/first_message"' in response.get_data(as_text=True)
+    assert upcoming_broadcast() is None  # a GET never writes
+    saved = operator_client.post(
+        "/broadcasts/upcoming/first_message", data={"first_message": "Hello"}, headers=HX
+    )
+    assert saved.status_code == 200
+    assert upcoming_broadcast().first_message == "Hello"
 
 
 def test_index_without_history_says_so(viewer_client, upcoming):
