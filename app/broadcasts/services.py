@@ -1,4 +1,10 @@
-"""Broadcasts (SPEC 4): the schedule, the upcoming broadcast and its edits, and starting one."""
+"""Broadcasts (SPEC 4): the schedule, the upcoming broadcast and its edits (one registry of
+fields), the send-now and test-send checks, starting one, and the queries its pages show.
+
+Services take plain values: settings come in as arguments from the boundary (`zone`,
+`batch_max`, `catch_up_minutes`), never from `current_app`. They add and flush; the route, job
+or command commits (start_broadcast and run_due_broadcast commit themselves: a start is one
+transaction that must land before sending is enqueued)."""
 
 from __future__ import annotations
 
