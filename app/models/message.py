@@ -49,9 +49,11 @@ UNFINISHED_STATUSES = PENDING_STATUSES + (MessageStatus.SENDING,)
 # The provider accepted it (a `failed` message counts too when it carries a provider id: the
 # carrier failed it after acceptance).
 ACCEPTED_STATUSES = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED)
-# A final delivery receipt: the denominator of the delivery rate.
-RECEIPT_STATUSES = (MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED)
+# What segments count as "received": accepted, and no carrier said it failed.
+RECEIVED_STATUSES = (MessageStatus.SENT, MessageStatus.DELIVERED)
+# Failed (before or after acceptance) or undelivered: with delivered, what has a final status.
 FAILED_STATUSES = (MessageStatus.FAILED, MessageStatus.UNDELIVERED)
+# Nothing more will happen to it: delivered, failed for good, or never to be sent.
 FINAL_STATUSES = (
     MessageStatus.DELIVERED,
     MessageStatus.UNDELIVERED,

@@ -32,9 +32,9 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from app.models import (
+    RECEIVED_STATUSES,
     Contact,
     InboundMessage,
-    MessageStatus,
     MissiveConversation,
     MissiveConversationLabel,
     OutboundMessage,
@@ -47,8 +47,6 @@ MAX_CONDITIONS = 50
 MAX_VALUES = 1000
 MAX_DAYS = 3650
 GROUP_MODES = ("all", "any")
-# A message counts as received once the provider accepted it.
-RECEIVED_STATUSES = (MessageStatus.SENT, MessageStatus.DELIVERED)
 
 
 @dataclass(frozen=True)

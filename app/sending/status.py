@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import (
+    FAILED_STATUSES,
     IN_FLIGHT_STATUSES,
     ExcludeReason,
     MessageStatus,
@@ -112,7 +113,7 @@ def apply_status_update(update: StatusUpdate) -> bool:
     values["sent_at"] = sa.func.coalesce(table.c.sent_at, now)
     if new_status == MessageStatus.DELIVERED:
         values["delivered_at"] = sa.func.coalesce(table.c.delivered_at, now)
-    elif new_status in (MessageStatus.UNDELIVERED, MessageStatus.FAILED):
+    elif new_status in FAILED_STATUSES:
         values["failed_at"] = sa.func.coalesce(table.c.failed_at, now)
         values["error_code"] = update.error_code
         values["error_message"] = update.error_message
@@ -127,7 +128,7 @@ def apply_status_update(update: StatusUpdate) -> bool:
         .returning(*returning)
     ).first()
     if row is None:
-        if new_status not in (MessageStatus.UNDELIVERED, MessageStatus.FAILED):
+        if new_status not in FAILED_STATUSES:
             values["error_message"] = None  # the "read timeout" that left it unknown
         row = db.session.execute(
             sa.update(table)
