@@ -25,6 +25,7 @@ from app.models import (
     utcnow,
 )
 from app.sending.cancel import cancel_pending_messages
+from app.sending.outbound import first_of_same_send
 
 MAX_BODY = 10_000  # an SMS is at most 1,600 characters; anything longer is cut, not refused
 
@@ -114,23 +115,7 @@ def cancel_follow_ups_after_reply(contact_id: int, at: datetime) -> int:
     follow = OutboundMessage.__table__
     sends = db.session.execute(
         sa.select(follow.c.broadcast_id, follow.c.campaign_id)
-        .join(
-            first,
-            sa.and_(
-                first.c.contact_id == follow.c.contact_id,
-                first.c.step == Step.FIRST,
-                sa.or_(
-                    sa.and_(
-                        follow.c.broadcast_id.is_not(None),
-                        first.c.broadcast_id == follow.c.broadcast_id,
-                    ),
-                    sa.and_(
-                        follow.c.campaign_id.is_not(None),
-                        first.c.campaign_id == follow.c.campaign_id,
-                    ),
-                ),
-            ),
-        )
+        .join(first, first_of_same_send(follow, first))
         .where(
             follow.c.contact_id == contact_id,
             follow.c.step == Step.SECOND,

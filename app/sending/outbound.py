@@ -250,6 +250,20 @@ def after_first_accepted(message_ids: Iterable[int], accepted_at: datetime) -> l
     return created
 
 
+def first_of_same_send(follow: sa.TableClause, first: sa.TableClause) -> sa.ColumnElement[bool]:
+    """Join condition: `first` is the first message of the send and contact `follow` belongs to."""
+    return sa.and_(
+        first.c.contact_id == follow.c.contact_id,
+        first.c.step == Step.FIRST,
+        sa.or_(
+            sa.and_(
+                follow.c.broadcast_id.is_not(None), first.c.broadcast_id == follow.c.broadcast_id
+            ),
+            sa.and_(follow.c.campaign_id.is_not(None), first.c.campaign_id == follow.c.campaign_id),
+        ),
+    )
+
+
 def replied_since_first_message(follow_up_ids: Iterable[int]) -> set[int]:
     """The follow-ups whose contact has sent us anything but a keyword since the first message
     of the same send went out: the follow-up is cancelled by the reply (SPEC 6.5)."""
@@ -259,19 +273,7 @@ def replied_since_first_message(follow_up_ids: Iterable[int]) -> set[int]:
     first = T.alias("first")
     rows = db.session.execute(
         sa.select(T.c.id)
-        .join(
-            first,
-            sa.and_(
-                first.c.contact_id == T.c.contact_id,
-                first.c.step == Step.FIRST,
-                sa.or_(
-                    sa.and_(
-                        T.c.broadcast_id.is_not(None), first.c.broadcast_id == T.c.broadcast_id
-                    ),
-                    sa.and_(T.c.campaign_id.is_not(None), first.c.campaign_id == T.c.campaign_id),
-                ),
-            ),
-        )
+        .join(first, first_of_same_send(T, first))
         .where(
             T.c.id.in_(ids),
             sa.exists().where(

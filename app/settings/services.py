@@ -35,20 +35,31 @@ def quiet_hours(default: tuple[str, str] | None) -> tuple[str, str] | None:
 
 def save_quiet_hours(window: tuple[str, str] | None, *, user: User | None) -> None:
     """Store the sending window (or None: off); audited, the caller commits."""
-    setting = db.session.get(Setting, QUIET_HOURS_SETTING)
-    before = setting.value if setting is not None else "default"
+    _store(
+        QUIET_HOURS_SETTING,
+        list(window) if window else None,
+        action="settings.quiet_hours",
+        user=user,
+        summary="Quiet hours: " + (f"send only {window[0]}–{window[1]}" if window else "off"),
+    )
+
+
+def _store(key: str, value: Any, *, action: str, user: User | None, summary: str) -> None:
+    """Write one setting and audit it with its value before and after."""
+    setting = db.session.get(Setting, key)
+    before = setting.value if setting is not None else None
     if setting is None:
-        setting = Setting(key=QUIET_HOURS_SETTING)
+        setting = Setting(key=key)
         db.session.add(setting)
-    setting.value = list(window) if window else None
+    setting.value = value
     setting.updated_by_id = user.id if user is not None else None
     record_audit(
-        "settings.quiet_hours",
+        action,
         user=user,
         object_type="setting",
-        object_id=QUIET_HOURS_SETTING,
-        summary="Quiet hours: " + (f"send only {window[0]}–{window[1]}" if window else "off"),
-        details={"before": before, "after": setting.value},
+        object_id=key,
+        summary=summary,
+        details={"before": before, "after": value},
     )
 
 
@@ -114,19 +125,11 @@ def save_staff_numbers(raw: str, *, user: User | None) -> list[str]:
         raise ValidationError(
             "Not phone numbers: " + ", ".join(bad) + ". Nothing was saved.", "staff_numbers"
         )
-    setting = db.session.get(Setting, STAFF_NUMBERS_SETTING)
-    before = list(setting.value or []) if setting is not None else []
-    if setting is None:
-        setting = Setting(key=STAFF_NUMBERS_SETTING)
-        db.session.add(setting)
-    setting.value = numbers
-    setting.updated_by_id = user.id if user is not None else None
-    record_audit(
-        "settings.staff_numbers",
+    _store(
+        STAFF_NUMBERS_SETTING,
+        numbers,
+        action="settings.staff_numbers",
         user=user,
-        object_type="setting",
-        object_id=STAFF_NUMBERS_SETTING,
         summary=f"Staff test numbers: {', '.join(numbers) or 'none'}",
-        details={"before": before, "after": numbers},
     )
     return numbers
