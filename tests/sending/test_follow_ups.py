@@ -11,14 +11,14 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import Campaign, InboundMessage, MessageStatus, OutboundMessage, Step, utcnow
+from app.models import Campaign, MessageStatus, OutboundMessage, Step, utcnow
 from app.sending.attention import resolve_attention
 from app.sending.engine import BatchSummary, claim_batch, record_results, screen_claimed, send_batch
 from app.sending.outbound import after_first_accepted, create_outbound
 from app.sending.policy import Outcome, SendResult
 from app.sending.recovery import recover_stale_claims
 from app.sending.transports import OutboundItem, get_transport
-from tests.factories import ContactFactory, UserFactory
+from tests.factories import ContactFactory, InboundMessageFactory, UserFactory
 from tests.fakes.twilio import FakeTwilio
 from tests.webhooks.signing import HOOK_SETTINGS, TWILIO_TOKEN, post_twilio
 
@@ -204,15 +204,8 @@ def test_someone_who_replied_before_the_callback_gets_the_follow_up_cancelled_by
         .where(OutboundMessage.id == claimed.id)
         .values(sent_at=utcnow() - timedelta(minutes=2))
     )
-    db.session.add(
-        InboundMessage(
-            provider_id="SMreply1",
-            provider="twilio",
-            phone=contacts[0].phone,
-            body="Thanks!",
-            contact_id=contacts[0].id,
-            received_at=utcnow() - timedelta(minutes=1),
-        )
+    InboundMessageFactory(
+        contact=contacts[0], phone=contacts[0].phone, received_at=utcnow() - timedelta(minutes=1)
     )
     db.session.commit()
     callback(app, claimed.id, "delivered", "SM" + "9" * 32)

@@ -13,7 +13,6 @@ from app.models import (
     BroadcastStatus,
     Campaign,
     CampaignStatus,
-    InboundMessage,
     OutboundMessage,
     Step,
     utcnow,
@@ -27,24 +26,26 @@ from app.sends.stats import (
     initial_stats,
     refresh_recent_stats,
 )
-from tests.factories import BroadcastFactory, ContactFactory
+from tests.factories import (
+    BroadcastFactory,
+    ContactFactory,
+    InboundMessageFactory,
+    OutboundMessageFactory,
+)
 
 
 def message(send, contact, status, *, step=Step.FIRST, sid=True, **fields):
-    key = "broadcast_id" if isinstance(send, Broadcast) else "campaign_id"
-    row = OutboundMessage(
-        **{key: send.id},
-        contact_id=contact.id,
+    """One outbound row of `send` in exactly this status, with a provider id or without."""
+    which = {"broadcast": send} if isinstance(send, Broadcast) else {"campaign": send}
+    return OutboundMessageFactory(
+        **which,
+        contact=contact,
         step=step,
-        body="x",
         status=status,
-        provider_sid=f"SM{key[0]}{send.id}-{contact.id:04d}{step.value}" if sid else None,
+        provider_sid=f"SM{send.id}-{contact.id:04d}{step.value}" if sid else None,
         sms_segments=fields.pop("segments", 1),
         **fields,
     )
-    db.session.add(row)
-    db.session.flush()
-    return row
 
 
 def test_every_figure_is_counted_from_the_rows(app):
@@ -64,39 +65,9 @@ def test_every_figure_is_counted_from_the_rows(app):
     message(broadcast, c[1], "cancelled", step=Step.SECOND, sid=False, cancel_reason="replied")
     message(broadcast, c[2], "scheduled", step=Step.SECOND, sid=False)
     message(broadcast, c[3], "cancelled", step=Step.SECOND, sid=False, cancel_reason="unsubscribed")
-    now = utcnow()
-    db.session.add_all(
-        [
-            InboundMessage(
-                provider_id="r1",
-                provider="twilio",
-                phone=c[1].phone,
-                body="Thanks",
-                contact_id=c[1].id,
-                reply_to_id=firsts[1].id,
-                received_at=now,
-            ),
-            InboundMessage(
-                provider_id="r2",
-                provider="twilio",
-                phone=c[1].phone,
-                body="Again",
-                contact_id=c[1].id,
-                reply_to_id=firsts[1].id,
-                received_at=now,
-            ),
-            InboundMessage(
-                provider_id="r3",
-                provider="twilio",
-                phone=c[3].phone,
-                body="STOP",
-                contact_id=c[3].id,
-                reply_to_id=firsts[3].id,
-                keyword="stop",
-                received_at=now,
-            ),
-        ]
-    )
+    InboundMessageFactory(reply_to=firsts[1], body="Thanks")
+    InboundMessageFactory(reply_to=firsts[1], body="Again")
+    InboundMessageFactory(reply_to=firsts[3], stop=True)
     db.session.flush()
     stats = compute_stats(broadcast)
     # People: recipients → first message accepted → first delivered → replied.
