@@ -1,4 +1,5 @@
-"""Staff test numbers on the Settings page, and the test-send job that texts them."""
+"""The test send: the upcoming broadcast's texts go to each staff test number, through the
+transport but without outbound rows, and the job says why when there is nothing to do."""
 
 from __future__ import annotations
 
@@ -6,45 +7,10 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.jobs.broadcasts import test_send_broadcast as send_test
-from app.models import AuditLog, JobOutcome, JobRun, OutboundMessage, Setting
+from app.models import JobOutcome, JobRun, OutboundMessage, Setting
 from app.sending.policy import Outcome, SendResult
-from app.settings.services import STAFF_NUMBERS_SETTING, staff_numbers
+from app.settings.services import STAFF_NUMBERS_SETTING
 from tests.factories import BroadcastFactory
-
-
-def test_admin_saves_staff_numbers_normalised_and_audited(admin_client):
-    response = admin_client.post(
-        "/settings/staff-numbers",
-        data={"staff_numbers": "(313) 555-0101\n+1 313 555 0102, 313-555-0101"},
-    )
-    assert response.status_code == 302
-    assert staff_numbers() == ["+13135550101", "+13135550102"]
-    entry = db.session.scalar(
-        sa.select(AuditLog).where(AuditLog.action == "settings.staff_numbers")
-    )
-    assert entry is not None and "+13135550102" in entry.summary
-    html = admin_client.get("/settings/").get_data(as_text=True)
-    assert "+13135550101\n+13135550102" in html
-
-
-def test_bad_staff_numbers_are_named_and_nothing_is_saved(admin_client):
-    db.session.add(Setting(key=STAFF_NUMBERS_SETTING, value=["+13135550101"]))
-    db.session.commit()
-    response = admin_client.post(
-        "/settings/staff-numbers", data={"staff_numbers": "313 555 0199\n<b>call me</b>\n12"}
-    )
-    html = response.get_data(as_text=True)
-    assert response.status_code == 422
-    assert "Not phone numbers: &lt;b&gt;call me&lt;/b&gt;, 12. Nothing was saved." in html
-    assert 'aria-invalid="true"' in html
-    assert staff_numbers() == ["+13135550101"]
-
-
-def test_staff_numbers_are_for_admins_to_change(operator_client):
-    response = operator_client.post("/settings/staff-numbers", data={"staff_numbers": ""})
-    assert response.status_code == 403
-    html = operator_client.get("/settings/").get_data(as_text=True)
-    assert 'id="settings-staff"' in html and "settings-staff-form" not in html
 
 
 class RecordingTransport:
