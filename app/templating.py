@@ -63,6 +63,17 @@ def plural(count: int | None, singular: str, plural_form: str | None = None) -> 
     return f"{count:,} {word}"
 
 
+def quiet_hours_opening() -> str | None:
+    """When the quiet-hours window opens, as "9:00 AM", or None when quiet hours are off."""
+    from app.settings.services import quiet_hours
+
+    window = quiet_hours(current_app.config["QUIET_HOURS"])
+    if not window:
+        return None
+    hours, minutes = (int(part) for part in window[0].split(":"))
+    return datetime(2000, 1, 1, hours % 24, minutes).strftime("%-I:%M %p")
+
+
 def send_url(send: Send, what: str, **values) -> str:
     """A page of a broadcast or a campaign: `send_url(send, "progress", compact=1)`."""
     kind = send_kind(send)
@@ -82,6 +93,7 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(percent)
     app.add_template_filter(plural)
     app.add_template_global(send_url)
+    app.add_template_global(quiet_hours_opening)
     app.add_template_global(send_kind)
     app.add_template_global(send_label)
     app.add_template_global(nav_active)

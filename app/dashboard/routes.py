@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, render_template
 
 from app.broadcasts.display import zone_label
 from app.broadcasts.services import active_schedule, latest_broadcast, run_time, upcoming_broadcast
-from app.dashboard.services import audience_summary, last_job_run, messages_since
+from app.dashboard.services import audience_summary, last_job_run, messages_sent_since
 from app.models import utcnow
 from app.sends.stats import display_stats
 from app.system.services import health_report
@@ -30,6 +30,6 @@ def index():
         last_stats=(display_stats(last) or {}) if last else {},
         schedule=active_schedule(),
         last_tick=last_job_run("tick"),
-        messages_24h=messages_since(utcnow() - timedelta(hours=24)),
+        messages_24h=messages_sent_since(utcnow() - timedelta(hours=24)),
         health=health_report(current_app),
     )

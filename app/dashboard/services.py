@@ -8,6 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from app.extensions import db
+from app.sending.outbound import provider_has_it
 from app.models import Contact, ContactSource, JobRun, OutboundMessage, Segment
 
 
@@ -41,12 +42,14 @@ def last_job_run(name: str) -> JobRun | None:
     )
 
 
-def messages_since(since: datetime) -> int:
+def messages_sent_since(since: datetime) -> int:
+    """Messages that went out (the provider accepted them) since `since`: not the ones still
+    queued, held by quiet hours, cancelled or refused."""
     return (
         db.session.scalar(
             sa.select(sa.func.count())
             .select_from(OutboundMessage)
-            .where(OutboundMessage.created_at >= since)
+            .where(OutboundMessage.sent_at >= since, provider_has_it())
         )
         or 0
     )

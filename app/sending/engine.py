@@ -33,7 +33,7 @@ from app.sending.policy import (
     SendResult,
     next_attempt_time,
 )
-from app.sending.quiet import next_opening, quiet_window, recipient_zone
+from app.sending.quiet import QUIET_HOLD_NOTE, next_opening, quiet_window, recipient_zone
 from app.sending.transports import OutboundItem, Transport, get_transport, sender_bucket
 
 log = logging.getLogger(__name__)
@@ -196,6 +196,7 @@ def screen_claimed(app: Flask, claimed: list[Claimed], summary: BatchSummary) ->
         scheduled_for=sa.bindparam("_at"),
         claimed_at=None,
         attempts=T.c.attempts - 1,
+        error_message=QUIET_HOLD_NOTE,
     )
     if skipped or held or cancelled:
         db.session.commit()

@@ -12,6 +12,10 @@ from phonenumbers import timezone as phone_timezone
 
 from app.settings.services import quiet_hours
 
+# Written on a message the claim put back to `scheduled` because of quiet hours, so pages can
+# tell "held by quiet hours" from "waiting for its time"; cleared when it is sent.
+QUIET_HOLD_NOTE = "held by quiet hours"
+
 
 def _parse(value: str) -> time:
     hours, minutes = (int(part) for part in value.split(":"))

@@ -8,8 +8,8 @@ Every figure counts people or messages, never a mix, and its name says which:
 - **progress** of first messages: `first_done` of `recipients`, the rest `first_waiting`
   (queued, claimed, retrying) or `first_held` (held by quiet hours until `first_held_until`).
 - **follow-ups** (at most one per person): `follow_ups_created`, `follow_ups_waiting` (for
-  their time, or in flight), `cancelled_by_reply`, `second_sent` (accepted),
-  `follow_ups_delivered`.
+  their time, or in flight; `follow_ups_held` of them held by quiet hours),
+  `cancelled_by_reply`, `second_sent` (accepted), `follow_ups_delivered`.
 - **messages** (first messages and follow-ups together): `messages_sent` (accepted),
   `delivered`, `failed` (failed + undelivered, with `failed_by_code`), `awaiting_receipt`
   (accepted, no final receipt yet), `needs_attention` (the provider may or may not have it),
@@ -44,6 +44,7 @@ from app.models import (
     Step,
     utcnow,
 )
+from app.sending.quiet import QUIET_HOLD_NOTE
 from app.sends import Send, T, is_sending, is_started, send_column
 
 # Stored figures of an older shape are recomputed by the tick and never shown as they are.
@@ -80,14 +81,16 @@ def compute_stats(send: Send) -> dict[str, Any]:
             T.c.status,
             (T.c.provider_sid.is_not(None)).label("has_sid"),
             (T.c.cancel_reason == "replied").label("by_reply"),
+            (T.c.error_message == QUIET_HOLD_NOTE).label("quiet"),
             sa.func.count(),
             sa.func.coalesce(sa.func.sum(T.c.sms_segments), 0),
             sa.func.min(T.c.scheduled_for),
         )
         .where(column == send.id)
-        .group_by(T.c.step, T.c.status, "has_sid", "by_reply")
+        .group_by(T.c.step, T.c.status, "has_sid", "by_reply", "quiet")
     ).all()
-    for step, status, has_sid, by_reply, n, segments, earliest in rows:
+    follow_ups_held = 0
+    for step, status, has_sid, by_reply, quiet, n, segments, earliest in rows:
         step, status = str(step), str(status)
         counts[step][status] = counts[step].get(status, 0) + n
         failed_after_acceptance = status == MessageStatus.FAILED.value and bool(has_sid)
@@ -97,8 +100,12 @@ def compute_stats(send: Send) -> dict[str, Any]:
             accepted_failed[step] += n
         if status == MessageStatus.CANCELLED.value and by_reply and step == Step.SECOND.value:
             cancelled_by_reply += n
-        if step == Step.FIRST.value and status == MessageStatus.SCHEDULED.value and earliest:
+        if status != MessageStatus.SCHEDULED.value:
+            continue
+        if step == Step.FIRST.value and earliest:  # a first message waits only for quiet hours
             held_until = earliest if held_until is None else min(held_until, earliest)
+        elif step == Step.SECOND.value and quiet:
+            follow_ups_held += n
 
     first, second = counts[Step.FIRST.value], counts[Step.SECOND.value]
 
@@ -154,6 +161,7 @@ def compute_stats(send: Send) -> dict[str, Any]:
         # follow-ups (people: one each at most)
         "follow_ups_created": sum(second.values()),
         "follow_ups_waiting": total(second, tuple(s.value for s in UNFINISHED_STATUSES)),
+        "follow_ups_held": follow_ups_held,
         "cancelled_by_reply": cancelled_by_reply,
         "second_sent": second_sent,
         "follow_ups_delivered": second.get("delivered", 0),
@@ -191,6 +199,7 @@ def initial_stats(recipients: int) -> dict[str, Any]:
         "first_held_until": None,
         "follow_ups_created": 0,
         "follow_ups_waiting": 0,
+        "follow_ups_held": 0,
         "cancelled_by_reply": 0,
         "second_sent": 0,
         "follow_ups_delivered": 0,

@@ -32,7 +32,8 @@ def test_overview_shows_audience_upcoming_broadcast_and_health(viewer_client):
     assert "Riverside 70% (filler)" in html
     # 3 subscribed conversation contacts can receive broadcasts; 5 contacts in all.
     assert (
-        '<span class="stat__value">3</span><span class="stat__label">can receive broadcasts' in html
+        '<span class="stat__value">3</span><span class="stat__label">people can receive broadcasts'
+        in html
     )
     assert '<span class="stat__value">5</span><span class="stat__label">contacts in all' in html
     assert "Last tick" in html
@@ -83,3 +84,26 @@ def test_overview_shows_the_last_results_without_polling(viewer_client):
     html = viewer_client.get("/").get_data(as_text=True)
     assert "Last broadcast" in html and "91.7 %" in html
     assert 'hx-trigger="every 2s"' not in html
+
+
+def test_messages_in_24_hours_count_only_what_went_out(viewer_client):
+    from datetime import timedelta
+
+    from app.models import MessageStatus, utcnow
+    from tests.factories import OutboundMessageFactory
+    from tests.support import by_id
+
+    OutboundMessageFactory(sent=True)
+    OutboundMessageFactory(delivered=True)
+    OutboundMessageFactory(undelivered=True)
+    OutboundMessageFactory(sent=True, sent_at=utcnow() - timedelta(hours=25))  # too long ago
+    OutboundMessageFactory()  # queued
+    OutboundMessageFactory(status=MessageStatus.SCHEDULED)  # held by quiet hours
+    OutboundMessageFactory(failed=True)  # refused by the provider
+    OutboundMessageFactory(status=MessageStatus.CANCELLED)
+    db.session.commit()
+    html = viewer_client.get("/").get_data(as_text=True)
+    assert (
+        by_id(html, "dashboard-messages-24h")
+        == '<span class="stat__value" id="dashboard-messages-24h">3</span>'
+    )
