@@ -8,8 +8,8 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.sending.outbound import provider_has_it
 from app.models import Contact, ContactSource, JobRun, OutboundMessage, Segment
+from app.sending.outbound import provider_has_it
 
 
 @dataclass
