@@ -26,6 +26,7 @@ from app.models import (
 )
 from app.sending.cancel import cancel_pending_messages
 from app.sending.outbound import first_of_same_send
+from app.settings.services import keyword_lists
 
 MAX_BODY = 10_000  # an SMS is at most 1,600 characters; anything longer is cut, not refused
 
@@ -144,7 +145,7 @@ def record_inbound(sms: InboundSMS, *, reply_window_hours: int) -> InboundResult
     resubscribes, HELP does nothing here (the route answers it), anything else is a reply that
     cancels the pending follow-up.
     """
-    result = InboundResult(keyword=classify(sms.body))
+    result = InboundResult(keyword=classify(sms.body, keyword_lists()))
     received_at = sms.received_at or utcnow()
     phone = normalize_phone(sms.phone)
     if phone is not None:

@@ -15,11 +15,12 @@ from app.jobs import QUEUE_DEFAULT, get_queue
 from app.jobs.runs import recorded_run
 from app.models import Contact, InboundMessage, Keyword
 from app.sending.transports import get_transport
+from app.settings.services import keyword_reply
 from app.webhooks.services import prune_webhook_log
 
 log = logging.getLogger(__name__)
 POST_JOB = "app.jobs.inbound.post_conversation_note"
-HELP_JOB = "app.jobs.inbound.send_help_reply"
+REPLY_JOB = "app.jobs.inbound.send_keyword_reply"
 DONE_TTL_SECONDS = 7 * 24 * 3600
 
 
@@ -37,7 +38,7 @@ def _enqueue(app: Flask, func: str, *args: Any) -> None:
 
 def enqueue_inbound_follow_ups(app: Flask, result: InboundResult) -> None:
     """After the commit: with the missive transport, a note in the conversation for an opt-out or
-    opt-in, and the HELP reply for a HELP that came through Missive."""
+    opt-in, and the HELP reply or opt-out confirmation for a keyword that came through Missive."""
     if not _missive(app) or result.duplicate or result.contact_id is None:
         return
     inbound = db.session.get(InboundMessage, result.inbound_id)
@@ -51,12 +52,13 @@ def enqueue_inbound_follow_ups(app: Flask, result: InboundResult) -> None:
             else:
                 text = f"{inbound.phone} texted “{inbound.body.strip()[:60]}” and is resubscribed."
             _enqueue(app, POST_JOB, conversation, text, f"inbound:{inbound.id}")
-    if (
-        result.keyword == Keyword.HELP
-        and app.config["HELP_REPLY"]
-        and inbound.provider == "missive"
-    ):
-        _enqueue(app, HELP_JOB, inbound.id)
+    reply = keyword_reply(
+        result.keyword,
+        subscription_changed=result.subscription_changed,
+        default_help=app.config["HELP_REPLY"],
+    )
+    if reply and inbound.provider == "missive":
+        _enqueue(app, REPLY_JOB, inbound.id, result.subscription_changed)
 
 
 def enqueue_admin_note(app: Flask, conversation_id: str, text: str, key: str) -> None:
@@ -94,17 +96,24 @@ def post_conversation_note(conversation_id: str, text: str, key: str) -> dict[st
     return {"post": post_id, "conversation": conversation_id}
 
 
-def send_help_reply(inbound_id: int) -> dict[str, Any]:
-    """Answer a HELP/INFO that came through Missive with the configured text, once."""
+def send_keyword_reply(inbound_id: int, subscription_changed: bool = False) -> dict[str, Any]:
+    """Answer a HELP/INFO (or confirm an opt-out) that came through Missive with the text set
+    under Settings, once."""
     app = current_app._get_current_object()
-    reply = app.config["HELP_REPLY"]
     inbound = db.session.get(InboundMessage, inbound_id)
-    if not reply or not _missive(app) or inbound is None or inbound.keyword != Keyword.HELP:
+    if inbound is None or not _missive(app):
+        return {"skipped": "nothing to answer"}
+    reply = keyword_reply(
+        inbound.keyword,
+        subscription_changed=subscription_changed,
+        default_help=app.config["HELP_REPLY"],
+    )
+    if not reply:
         return {"skipped": "nothing to answer"}
     contact = db.session.get(Contact, inbound.contact_id) if inbound.contact_id else None
     if contact is None:
         return {"skipped": "no contact"}
-    if not _claim_once(app, f"help:{inbound_id}"):
+    if not _claim_once(app, f"reply:{inbound_id}"):
         return {"skipped": "already answered"}
     answered = False
     try:
@@ -112,7 +121,7 @@ def send_help_reply(inbound_id: int) -> dict[str, Any]:
         answered = True
     finally:
         if not answered:
-            _release(app, f"help:{inbound_id}")
+            _release(app, f"reply:{inbound_id}")
     return {"draft": sent.sid}
 
 

@@ -10,10 +10,24 @@ from typing import Any
 from app.audit.services import record_audit
 from app.contacts.phones import normalize_phone
 from app.extensions import db
-from app.models import Setting, User
+from app.inbound.keywords import (
+    BUILTIN_HELP,
+    BUILTIN_OPT_IN,
+    BUILTIN_OPT_OUT,
+    MAX_KEYWORD_LENGTH,
+    KeywordLists,
+    clean_keyword,
+    compact,
+)
+from app.models import Keyword, Setting, User
 from app.validation import ValidationError
 
 MAX_STAFF_NUMBERS = 20
+MAX_EXTRA_KEYWORDS = 30
+MAX_REPLY_LENGTH = 320  # two SMS segments of GSM-7
+KEYWORDS_SETTING = "keywords"  # {"opt_out": [...], "opt_in": [...], "help": [...]}: extra words
+HELP_REPLY_SETTING = "help_reply"  # overrides HELP_REPLY; "" for no reply
+OPT_OUT_REPLY_SETTING = "opt_out_reply"  # the optional confirmation of an opt-out
 STAFF_NUMBERS_SETTING = "staff_test_numbers"
 # Overrides QUIET_HOURS when present: ["09:00", "20:00"], or null for "off".
 QUIET_HOURS_SETTING = "quiet_hours"
@@ -60,6 +74,124 @@ def _store(key: str, value: Any, *, action: str, user: User | None, summary: str
         object_id=key,
         summary=summary,
         details={"before": before, "after": value},
+    )
+
+
+# -- keywords and automatic replies -------------------------------------------------------------
+KEYWORD_KINDS = {"opt_out": "opt-out", "opt_in": "opt-in", "help": "help"}
+_BUILTIN = {"opt_out": BUILTIN_OPT_OUT, "opt_in": BUILTIN_OPT_IN, "help": BUILTIN_HELP}
+
+
+def extra_keywords() -> dict[str, list[str]]:
+    """The admin's extra words per list (the built-in ones are not in it)."""
+    setting = db.session.get(Setting, KEYWORDS_SETTING)
+    value = setting.value if setting is not None and isinstance(setting.value, dict) else {}
+    return {kind: [str(w) for w in value.get(kind) or []] for kind in KEYWORD_KINDS}
+
+
+def keyword_lists() -> KeywordLists:
+    """The lists inbound messages are classified with: built-in words plus the extra ones."""
+    extra = extra_keywords()
+    return KeywordLists.build(tuple(extra["opt_out"]), tuple(extra["opt_in"]), tuple(extra["help"]))
+
+
+def save_keywords(raw: dict[str, str], *, user: User | None) -> dict[str, list[str]]:
+    """The extra opt-out, opt-in and help words (one per line or comma-separated); all saved or
+    none. A word may stand in one list only, built-in words included (built-in opt-out words
+    cannot be removed or reused). Audited; the caller commits."""
+    lists: dict[str, list[str]] = {}
+    owner = {compact(w): (kind, True) for kind, words in _BUILTIN.items() for w in words}
+    for kind, label in KEYWORD_KINDS.items():
+        entries = [e.strip() for e in (raw.get(kind) or "").replace(",", "\n").splitlines()]
+        entries = [e for e in entries if e]
+        if len(entries) > MAX_EXTRA_KEYWORDS:
+            raise ValidationError(f"At most {MAX_EXTRA_KEYWORDS} extra {label} words.", kind)
+        words: list[str] = []
+        for entry in entries:
+            word = clean_keyword(entry)
+            if word is None:
+                raise ValidationError(
+                    f"“{entry[:30]}” cannot be a keyword: letters and digits, up to four words "
+                    f"and {MAX_KEYWORD_LENGTH} characters. Nothing was saved.",
+                    kind,
+                )
+            key = compact(word)
+            if key in owner:
+                kind_of, builtin = owner[key]
+                if kind_of == kind and not builtin:
+                    continue  # the same word twice in one list
+                where = (
+                    f"a built-in {KEYWORD_KINDS[kind_of]} word"
+                    if builtin
+                    else f"already in the {KEYWORD_KINDS[kind_of]} list"
+                )
+                raise ValidationError(
+                    f"“{word}” is {where}: a word can stand in one list only. Nothing was saved.",
+                    kind,
+                )
+            owner[key] = (kind, False)
+            words.append(word)
+        lists[kind] = words
+    summary = "; ".join(
+        f"{label}: {', '.join(lists[kind]) or 'none'}" for kind, label in KEYWORD_KINDS.items()
+    )
+    _store(
+        KEYWORDS_SETTING,
+        lists,
+        action="settings.keywords",
+        user=user,
+        summary=f"Extra keywords: {summary}",
+    )
+    return lists
+
+
+def help_reply(default: str | None) -> str | None:
+    """The answer to HELP/INFO: the saved text ("" for none), else `default` (HELP_REPLY)."""
+    setting = db.session.get(Setting, HELP_REPLY_SETTING)
+    text = setting.value if setting is not None else default
+    return str(text).strip() or None if text else None
+
+
+def opt_out_reply() -> str | None:
+    """The optional confirmation sent to someone who has just opted out, or None."""
+    setting = db.session.get(Setting, OPT_OUT_REPLY_SETTING)
+    text = setting.value if setting is not None else None
+    return str(text).strip() or None if text else None
+
+
+def keyword_reply(keyword: Keyword | None, *, subscription_changed: bool, default_help: str | None):
+    """What to text back to a keyword, or None: the HELP reply, or the opt-out confirmation
+    (only when the message did unsubscribe someone)."""
+    if keyword == Keyword.HELP:
+        return help_reply(default_help)
+    if keyword == Keyword.STOP and subscription_changed:
+        return opt_out_reply()
+    return None
+
+
+def save_replies(help_text: str, opt_out_text: str, *, user: User | None) -> None:
+    """The HELP reply and the opt-out confirmation (empty: none); audited, the caller commits."""
+    texts = {"help_reply": help_text.strip(), "opt_out_reply": opt_out_text.strip()}
+    for field, text in texts.items():
+        if len(text) > MAX_REPLY_LENGTH:
+            raise ValidationError(
+                f"A reply can be at most {MAX_REPLY_LENGTH} characters ({len(text)} now).", field
+            )
+    _store(
+        HELP_REPLY_SETTING,
+        texts["help_reply"],
+        action="settings.help_reply",
+        user=user,
+        summary="HELP reply: "
+        + (f"“{texts['help_reply'][:60]}”" if texts["help_reply"] else "none"),
+    )
+    _store(
+        OPT_OUT_REPLY_SETTING,
+        texts["opt_out_reply"],
+        action="settings.opt_out_reply",
+        user=user,
+        summary="Opt-out confirmation: "
+        + (f"“{texts['opt_out_reply'][:60]}”" if texts["opt_out_reply"] else "none"),
     )
 
 

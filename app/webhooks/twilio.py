@@ -10,8 +10,8 @@ from app.extensions import db
 from app.inbound.services import InboundSMS, record_inbound
 from app.integrations.twilio import valid_signature
 from app.jobs.inbound import enqueue_inbound_follow_ups
-from app.models import Keyword
 from app.sending.status import StatusUpdate, apply_status_update
+from app.settings.services import keyword_reply
 from app.webhooks.services import BadPayload, log_webhook, public_url
 
 MAX_ID = 64
@@ -69,7 +69,7 @@ def rejected(source: str, error: BadPayload) -> Response:
 
 def inbound() -> Response:
     """An SMS to our number: stored once, then acted on (SPEC 6.5). Answers empty TwiML, or the
-    configured HELP reply (only the first delivery of a HELP gets it)."""
+    HELP reply / opt-out confirmation set under Settings (only the first delivery gets it)."""
     if not signed_by_twilio():
         return refuse_unsigned()
     try:
@@ -85,10 +85,14 @@ def inbound() -> Response:
     log_webhook("twilio_inbound", request.get_data(), result.outcome)
     db.session.commit()
     enqueue_inbound_follow_ups(current_app._get_current_object(), result)
-    help_reply = current_app.config["HELP_REPLY"]
-    if result.keyword == Keyword.HELP and help_reply and not result.duplicate:
-        return twiml(help_reply)
-    return twiml()
+    reply = None
+    if not result.duplicate:
+        reply = keyword_reply(
+            result.keyword,
+            subscription_changed=result.subscription_changed,
+            default_help=current_app.config["HELP_REPLY"],
+        )
+    return twiml(reply)
 
 
 def status() -> Response:
