@@ -2,9 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 
-.PHONY: dev test lint format clean
+.PHONY: dev test lint format lock clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.lock requirements-dev.lock requirements.in requirements-dev.in
 	@PYTHON=$(PYTHON) bash scripts/venv.sh
 
 ## make dev: the app with demo data on http://localhost:5000 (SQLite, simulator transport).
@@ -18,6 +18,10 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+
+## make lock: pin every package with its hashes again after editing requirements*.in.
+lock:
+	@PYTHON=$(PYTHON) bash scripts/lock.sh $(ARGS)
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
