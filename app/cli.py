@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 from datetime import time, timedelta
 
 import click
@@ -43,15 +44,26 @@ DEMO_NAMES = ["Ava", "Ben", "Chloé", "Dmitri", "Esra", "Farid", "Grace", "Hiro"
     show_default=True,
 )
 @click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input (for scripts).",
+)
+@click.option(
     "--password",
-    prompt=True,
-    hide_input=True,
-    confirmation_prompt=True,
-    help="At least 10 characters (asked for, hidden, when not given).",
+    help="The password itself. Avoid it: the process list and shell history keep it.",
 )
 @click.option("--name", default="", help="Display name.")
-def create_user_command(email: str, role: str, password: str, name: str) -> None:
-    """Create a user who can sign in (non-interactive)."""
+def create_user_command(
+    email: str, role: str, password_stdin: bool, password: str | None, name: str
+) -> None:
+    """Create a user who can sign in. The password (at least 10 characters) is asked for twice,
+    hidden; scripts pipe it in with --password-stdin."""
+    if password_stdin and password is not None:
+        raise click.UsageError("Give the password one way: --password-stdin or --password.")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
         user = create_user(email, password, role, name)
     except ValidationError as exc:
@@ -68,7 +80,8 @@ def list_users_command() -> None:
     users = list_users()
     if not users:
         click.echo(
-            "No users yet. Create one with: flask --app app users create EMAIL --role admin --password ..."
+            "No users yet. Create one with: flask --app app users create EMAIL --role admin "
+            "(it asks for the password)"
         )
         return
     for user in users:
@@ -79,13 +92,13 @@ def list_users_command() -> None:
 
 @click.command("seed-demo")
 @click.option("--contacts", "contact_count", default=300, show_default=True)
-@click.option("--force", is_flag=True, help="Seed even on a production (Heroku) deployment.")
+@click.option("--force", is_flag=True, help="Seed even in production mode.")
 def seed_demo_command(contact_count: int, force: bool) -> None:
     """Demo data: an admin, contacts, two segments, a weekly schedule and an upcoming broadcast.
 
     Safe to run twice: whatever exists already is kept (the demo admin's password is reset).
     """
-    if current_app.config["ON_HEROKU"] and not force:
+    if current_app.config["PRODUCTION"] and not force:
         raise click.ClickException(
             "This looks like production: seed-demo would add an admin with a published password. "
             "Use --force if you really mean it."

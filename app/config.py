@@ -7,6 +7,7 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,12 +87,45 @@ def parse_quiet_hours(raw: str) -> tuple[str, str] | None:
     return start, end
 
 
-def _secret_key(env: dict[str, str]) -> str:
+def is_production(env: dict[str, str]) -> bool:
+    """Production mode: `APP_ENV=production`, or running on Heroku (every dyno has `DYNO` set)."""
+    app_env = _str(env, "APP_ENV").lower()
+    if app_env not in {"", "development", "production"}:
+        raise ConfigError(f"APP_ENV must be development or production, got {app_env!r}")
+    return app_env == "production" or bool(env.get("DYNO"))
+
+
+def production_problems(config: dict[str, Any]) -> list[str]:
+    """What stops these settings from running in production, one sentence each (none: ready)."""
+    problems = []
+    if not config["SECRET_KEY"]:
+        problems.append(
+            "SECRET_KEY is not set: set it to a long random value, for example the output of "
+            "python3 -c 'import secrets; print(secrets.token_hex(32))'"
+        )
+    base_url = urlsplit(config["PUBLIC_BASE_URL"])
+    if base_url.scheme != "https" or not base_url.hostname:
+        problems.append(
+            "PUBLIC_BASE_URL must be the app's public https:// address "
+            f"(for example https://broadcaster.example.org), got {config['PUBLIC_BASE_URL']!r}"
+        )
+    if not (config["SESSION_COOKIE_SECURE"] and config["REMEMBER_COOKIE_SECURE"]):
+        problems.append(
+            "SESSION_COOKIE_SECURE is off: sign-in cookies must travel over https only "
+            "(unset it, or set it to true)"
+        )
+    if not config["PROXY_FIX_HOPS"]:
+        problems.append(
+            "PROXY_FIX_HOPS is 0 or not set: set it to the number of proxies in front of the app "
+            "(1 behind one load balancer or nginx; on Heroku it is 1 unless you change it)"
+        )
+    return problems
+
+
+def _secret_key(env: dict[str, str], production: bool) -> str:
     key = _str(env, "SECRET_KEY")
-    if key:
-        return key
-    if env.get("DYNO"):
-        raise ConfigError("SECRET_KEY must be set in production (heroku config:set SECRET_KEY=...)")
+    if key or production:
+        return key  # production never makes one up: production_problems() names it missing
     # Development: one random key kept in instance/, so sessions survive restarts and
     # every local process (web, worker) agrees on it.
     path = INSTANCE_DIR / "secret_key"
@@ -139,10 +173,11 @@ def load_config(env: dict[str, str] | None = None) -> dict[str, Any]:
         engine_options["connect_args"] = {
             "connect_timeout": _int(env, "DATABASE_CONNECT_TIMEOUT", 5)
         }
-    secure_cookies = _bool(env, "SESSION_COOKIE_SECURE", bool(env.get("DYNO")))
+    production = is_production(env)
+    secure_cookies = _bool(env, "SESSION_COOKIE_SECURE", production)
 
-    return {
-        "SECRET_KEY": _secret_key(env),
+    config = {
+        "SECRET_KEY": _secret_key(env, production),
         "TESTING": _bool(env, "TESTING", False),
         "SQLALCHEMY_DATABASE_URI": db_url,
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
@@ -186,6 +221,9 @@ def load_config(env: dict[str, str] | None = None) -> dict[str, Any]:
         "MISSIVE_POST_USERNAME": _str(env, "MISSIVE_POST_USERNAME", "Broadcaster"),
         "RETENTION_DAYS": _int(env, "RETENTION_DAYS", 30, minimum=1),
         "UPLOAD_MAX_ROWS": _int(env, "UPLOAD_MAX_ROWS", 200_000, minimum=1),
+        # The database role raw SQL segments run as (migration 0005 makes it where it may);
+        # empty turns raw SQL segments off.
+        "SEGMENT_READER_ROLE": _str(env, "SEGMENT_READER_ROLE", "broadcaster_segment_reader"),
         "BATCH_SIZE_MAX": _int(env, "BATCH_SIZE_MAX", 10_000, minimum=1),
         "SIDEBAR_FRAME_ANCESTORS": _str(env, "SIDEBAR_FRAME_ANCESTORS", MISSIVE_ORIGINS),
         # Failed sign-ins per client address, and (looser, so nobody can lock an admin out from
@@ -194,6 +232,7 @@ def load_config(env: dict[str, str] | None = None) -> dict[str, Any]:
         "LOGIN_EMAIL_RATE_LIMIT": _str(env, "LOGIN_EMAIL_RATE_LIMIT", "50 per hour"),
         "PROXY_FIX_HOPS": _int(env, "PROXY_FIX_HOPS", 1 if env.get("DYNO") else 0),
         "ON_HEROKU": bool(env.get("DYNO")),
+        "PRODUCTION": production,
         # Cookies and sessions.
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -212,3 +251,9 @@ def load_config(env: dict[str, str] | None = None) -> dict[str, Any]:
         "RATELIMIT_HEADERS_ENABLED": False,
         "RATELIMIT_SWALLOW_ERRORS": True,
     }
+    if production and (problems := production_problems(config)):
+        raise ConfigError(
+            "Production mode (APP_ENV=production, or on Heroku) will not start until these are "
+            "fixed:\n" + "\n".join(f"- {problem}" for problem in problems)
+        )
+    return config

@@ -29,7 +29,11 @@ class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 
-db = SQLAlchemy(model_class=Base)
+# Every engine (and bind) hides bound parameters from its logs and error messages: they are
+# phone numbers, message bodies and password hashes. Flask-SQLAlchemy lays
+# SQLALCHEMY_ENGINE_OPTIONS over these defaults, so options that leave it out still hide them.
+ENGINE_DEFAULTS: dict[str, Any] = {"hide_parameters": True}
+db = SQLAlchemy(model_class=Base, engine_options=ENGINE_DEFAULTS)
 
 
 @sa.event.listens_for(sa.engine.Engine, "connect")

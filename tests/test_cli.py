@@ -1,4 +1,5 @@
-"""The command line: users create/list (non-interactive) and seed-demo (safe to run twice)."""
+"""The command line: users create/list (the password never on the command line unless asked)
+and seed-demo (safe to run twice)."""
 
 from __future__ import annotations
 
@@ -89,15 +90,56 @@ def test_users_create_asks_for_the_password_when_it_is_not_given(app):
         args=["users", "create", "asked@example.org"], input="long-password\nlong-password\n"
     )
     assert result.exit_code == 0, result.output
+    assert "long-password" not in result.output  # typed hidden
     user = db.session.scalar(sa.select(User).where(User.email == "asked@example.org"))
     assert user.check_password("long-password")
 
 
+def test_users_create_asks_again_when_the_two_passwords_differ(app):
+    result = app.test_cli_runner().invoke(
+        args=["users", "create", "twice@example.org"],
+        input="long-password\nlong-passw0rd\nlong-password\nlong-password\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "do not match" in result.output
+    user = db.session.scalar(sa.select(User).where(User.email == "twice@example.org"))
+    assert user.check_password("long-password")
+
+
+def test_users_create_reads_the_password_from_stdin_for_scripts(app):
+    result = app.test_cli_runner().invoke(
+        args=["users", "create", "piped@example.org", "--role", "admin", "--password-stdin"],
+        input="a long piped password\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "Password" not in result.output  # nothing asked
+    user = db.session.scalar(sa.select(User).where(User.email == "piped@example.org"))
+    assert user.role == Role.ADMIN and user.check_password("a long piped password")
+
+
+def test_users_create_from_stdin_still_refuses_a_weak_or_missing_password(app):
+    runner = app.test_cli_runner()
+    for piped in ("short\n", ""):
+        result = runner.invoke(
+            args=["users", "create", "weak@example.org", "--password-stdin"], input=piped
+        )
+        assert result.exit_code == 1 and "at least 10 characters" in result.output
+    assert db.session.scalar(sa.select(User).where(User.email == "weak@example.org")) is None
+
+
+def test_users_create_takes_the_password_one_way_only(app):
+    result = app.test_cli_runner().invoke(
+        args=["users", "create", "both@example.org", "--password-stdin", "--password", "x" * 12],
+        input="long-password\n",
+    )
+    assert result.exit_code == 2 and "one way" in result.output
+
+
 def test_seed_demo_refuses_to_run_on_production_without_force(app):
-    app.config["ON_HEROKU"] = True
+    app.config["PRODUCTION"] = True
     try:
         result = app.test_cli_runner().invoke(args=["seed-demo"])
     finally:
-        app.config["ON_HEROKU"] = False
+        app.config["PRODUCTION"] = False
     assert result.exit_code == 1 and "looks like production" in result.output
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Contact)) == 0

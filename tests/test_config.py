@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from app import create_app
 from app.config import ConfigError, database_url, load_config, parse_quiet_hours
+from app.extensions import db
+from tests.support import make_test_config
 
 BASE = {"SECRET_KEY": "x"}
+# Everything production mode asks for, outside Heroku.
+PRODUCTION = {
+    "APP_ENV": "production",
+    "SECRET_KEY": "a-long-random-production-secret",
+    "PUBLIC_BASE_URL": "https://broadcaster.example.org",
+    "PROXY_FIX_HOPS": "1",
+}
 
 
 def test_heroku_postgres_url_is_rewritten_for_psycopg3():
@@ -47,14 +57,94 @@ def test_bad_settings_are_refused_with_the_setting_named(env, message):
 
 
 def test_secret_key_is_required_on_heroku():
-    with pytest.raises(ConfigError, match="SECRET_KEY"):
-        load_config({"DYNO": "web.1"})
+    with pytest.raises(ConfigError, match="SECRET_KEY is not set"):
+        load_config({"DYNO": "web.1", "PUBLIC_BASE_URL": "https://app.example.org"})
 
 
 def test_heroku_trusts_one_proxy_hop_and_uses_secure_cookies():
-    config = load_config({**BASE, "DYNO": "web.1"})
-    assert config["PROXY_FIX_HOPS"] == 1
+    config = load_config({**BASE, "DYNO": "web.1", "PUBLIC_BASE_URL": "https://app.example.org"})
+    assert config["PRODUCTION"] and config["PROXY_FIX_HOPS"] == 1
     assert config["SESSION_COOKIE_SECURE"] and config["REMEMBER_COOKIE_SECURE"]
+
+
+def test_a_complete_production_configuration_starts():
+    config = load_config(PRODUCTION)
+    assert config["PRODUCTION"] and not config["ON_HEROKU"]
+    assert config["SECRET_KEY"] == PRODUCTION["SECRET_KEY"]
+    assert config["SESSION_COOKIE_SECURE"] and config["REMEMBER_COOKIE_SECURE"]
+    assert config["PROXY_FIX_HOPS"] == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"SECRET_KEY": ""}, "SECRET_KEY is not set"),
+        ({"PUBLIC_BASE_URL": ""}, "PUBLIC_BASE_URL must be the app's public https:// address"),
+        ({"PUBLIC_BASE_URL": "http://broadcaster.example.org"}, "got 'http://broadcaster"),
+        ({"PUBLIC_BASE_URL": "https://"}, "PUBLIC_BASE_URL must be"),
+        ({"SESSION_COOKIE_SECURE": "false"}, "SESSION_COOKIE_SECURE is off"),
+        ({"PROXY_FIX_HOPS": ""}, "PROXY_FIX_HOPS is 0 or not set"),
+        ({"PROXY_FIX_HOPS": "0"}, "PROXY_FIX_HOPS is 0 or not set"),
+    ],
+)
+def test_production_mode_refuses_to_start_and_names_what_is_missing(change, message):
+    with pytest.raises(ConfigError, match="Production mode") as refused:
+        load_config({**PRODUCTION, **change})
+    assert message in str(refused.value)
+    assert str(refused.value).count("\n- ") == 1  # only what is wrong is listed
+
+
+def test_production_mode_lists_every_missing_item_at_once():
+    with pytest.raises(ConfigError) as refused:
+        load_config({"APP_ENV": "production", "SESSION_COOKIE_SECURE": "off"})
+    text = str(refused.value)
+    for item in ("SECRET_KEY", "PUBLIC_BASE_URL", "SESSION_COOKIE_SECURE", "PROXY_FIX_HOPS"):
+        assert f"\n- {item} " in text
+
+
+def test_production_mode_never_generates_a_secret_key(tmp_path, monkeypatch):
+    monkeypatch.setattr("app.config.INSTANCE_DIR", tmp_path)
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        load_config({**PRODUCTION, "SECRET_KEY": ""})
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_development_generates_and_keeps_a_secret_key(tmp_path, monkeypatch):
+    monkeypatch.setattr("app.config.INSTANCE_DIR", tmp_path)
+    first = load_config({})["SECRET_KEY"]
+    assert len(first) == 64 and load_config({})["SECRET_KEY"] == first
+    config = load_config({"APP_ENV": "development"})
+    assert not config["PRODUCTION"] and not config["SESSION_COOKIE_SECURE"]
+
+
+def test_an_unknown_app_env_is_refused():
+    with pytest.raises(ConfigError, match="APP_ENV must be development or production"):
+        load_config({**BASE, "APP_ENV": "prod"})
+
+
+def test_create_app_refuses_to_start_in_production_without_its_settings(monkeypatch):
+    for key in ("SECRET_KEY", "PUBLIC_BASE_URL", "PROXY_FIX_HOPS", "SESSION_COOKIE_SECURE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setattr("app.load_dotenv", lambda *args, **kwargs: None)  # no local .env
+    with pytest.raises(ConfigError, match="SECRET_KEY is not set"):
+        create_app()
+
+
+def test_sql_errors_and_logs_never_carry_bound_parameters(caplog):
+    secret = "+13135550123 my-password-hash"
+    app = create_app(make_test_config())
+    with app.app_context():
+        assert db.engine.hide_parameters
+        try:
+            with caplog.at_level("INFO", logger="sqlalchemy.engine"), db.engine.connect() as conn:
+                with pytest.raises(sa.exc.DBAPIError) as failed:
+                    conn.execute(sa.text("SELECT :secret AS leaked, 1 / 0"), {"secret": secret})
+        finally:
+            db.engine.dispose()
+    assert "division by zero" in str(failed.value) and "AS leaked" in caplog.text
+    assert "parameters hidden" in str(failed.value)
+    assert secret not in str(failed.value) and secret not in caplog.text
 
 
 def test_quiet_hours_parse_and_can_be_turned_off():

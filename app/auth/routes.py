@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import (
     Blueprint,
     current_app,
@@ -18,7 +20,7 @@ from app.audit.services import record_audit
 from app.auth.forms import LoginForm
 from app.auth.services import authenticate
 from app.extensions import db, limiter
-from app.security import is_safe_next, public
+from app.security import public
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -37,6 +39,22 @@ def _email_key() -> str:
 
 def _failed(response) -> bool:  # only failed attempts count against the limits
     return response.status_code >= 400
+
+
+def local_path(target: str | None) -> str | None:
+    """`target` when it is a path on this site, else None: sign-in only ever redirects here.
+
+    A browser reads `//host`, `/\\host` and `\\\\host` as another site, and drops tabs and
+    newlines before reading (`/<tab>/host` is `//host`), so only a plain `/path` is followed.
+    """
+    if not target or len(target) > 2000 or not target.startswith("/"):
+        return None
+    if target.startswith("//") or "\\" in target:
+        return None
+    if any(char <= " " or char == "\x7f" for char in target):
+        return None
+    parts = urlsplit(target)
+    return None if parts.scheme or parts.netloc else target
 
 
 def _attempted_as(email: str) -> str:
@@ -80,8 +98,7 @@ def create_session():
     login_user(user, remember=bool(form.remember.data))
     record_audit("login", user=user, obj=user, summary="Signed in", ip_address=request.remote_addr)
     db.session.commit()
-    target = form.next.data if is_safe_next(form.next.data) else url_for("dashboard.index")
-    return redirect(target)
+    return redirect(local_path(form.next.data) or url_for("dashboard.index"))
 
 
 @bp.post("/logout")
