@@ -45,6 +45,6 @@ PY
 
 say "installing requirements-dev.lock into .venv"
 # --no-deps: the lock already lists every package; pip check then proves nothing is missing.
-.venv/bin/pip install --quiet --require-hashes --no-deps --only-binary :all: -r requirements-dev.lock
+.venv/bin/pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
 .venv/bin/pip check
 [ "${LOCKING:-0}" = 1 ] || touch .venv/.installed
