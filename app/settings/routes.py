@@ -8,12 +8,23 @@ from sqlalchemy.exc import IntegrityError
 
 from app.audit.services import record_audit
 from app.auth.services import create_user, list_users, update_user
+from app.broadcasts.display import time_choices, zone_label
 from app.extensions import db
-from app.htmx import is_htmx
 from app.models import Role, User
 from app.security import require_role
+from app.sending.sms import count_sms
 from app.settings.forms import EditUserForm, NewUserForm
 from app.settings.services import (
+    BUILTIN_WORDS,
+    KEYWORD_KINDS,
+    extra_keywords,
+    help_reply,
+    opt_out_reply,
+    parse_quiet_hours_form,
+    quiet_hours,
+    save_keywords,
+    save_quiet_hours,
+    save_replies,
     save_staff_numbers,
     sending_rules,
     staff_numbers,
@@ -24,16 +35,38 @@ from app.validation import ValidationError
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
 
-def _index(staff_value: str | None = None, staff_error: str | None = None, status: int = 200):
+def _index(values: dict[str, str] | None = None, errors: dict[str, str] | None = None, status=200):
+    """The Settings page; after a refused save, `values` are what was typed and `errors` say
+    what to fix (by field)."""
     numbers = staff_numbers()
+    window = quiet_hours(current_app.config["QUIET_HOURS"])
+    extra = extra_keywords()
+    current = {
+        "staff_numbers": "\n".join(numbers),
+        "enabled": "1" if window else "",
+        "start": window[0] if window else "09:00",
+        "end": window[1] if window else "20:00",
+        **{kind: "\n".join(words) for kind, words in extra.items()},
+        "help_reply": help_reply(current_app.config["HELP_REPLY"]) or "",
+        "opt_out_reply": opt_out_reply() or "",
+    }
+    form = {**current, **(values or {})}
     return (
         render_template(
             "settings/index.html",
             transport=transport_status(current_app.config),
             rules=sending_rules(current_app.config),
             staff=numbers,
-            staff_value="\n".join(numbers) if staff_value is None else staff_value,
-            staff_error=staff_error,
+            form=form,
+            errors=errors or {},
+            time_choices=time_choices(),
+            end_choices=[*time_choices()[1:], ("24:00", "midnight")],
+            zone_label=zone_label(current_app.config["APP_TIMEZONE"]),
+            builtin=BUILTIN_WORDS,
+            counts={
+                "help_reply": count_sms(form["help_reply"]),
+                "opt_out_reply": count_sms(form["opt_out_reply"]),
+            },
         ),
         status,
     )
@@ -44,22 +77,71 @@ def index():
     return _index()
 
 
+def _save(anchor: str, fields: tuple[str, ...], save, saved: str):
+    """One settings form: save through `save(values)`; 422 with the form again when refused."""
+    values = {field: request.form.get(field, "")[:4000] for field in fields}
+    try:
+        message = save(values)
+    except ValidationError as exc:
+        db.session.rollback()
+        return _index(values, {exc.field or fields[0]: exc.message}, 422)
+    db.session.commit()
+    flash(message if isinstance(message, str) else saved, "success")
+    return redirect(url_for("settings.index") + anchor)
+
+
 @bp.post("/staff-numbers")
 @require_role(Role.ADMIN)
 def update_staff_numbers():
     """The numbers "Test send" goes to; each one checked, all saved or none."""
-    raw = request.form.get("staff_numbers", "")[:2000]
-    try:
-        numbers = save_staff_numbers(raw, user=current_user)
-    except ValidationError as exc:
-        db.session.rollback()
-        if is_htmx():
-            raise
-        return _index(raw, exc.message, 422)
-    db.session.commit()
-    count = len(numbers)
-    flash(f"Saved {count} staff test number{'' if count == 1 else 's'}.", "success")
-    return redirect(url_for("settings.index") + "#settings-staff")
+
+    def save(values) -> str:
+        count = len(save_staff_numbers(values["staff_numbers"], user=current_user))
+        return f"Saved {count} staff test number{'' if count == 1 else 's'}."
+
+    return _save("#settings-staff", ("staff_numbers",), save, "Staff test numbers saved.")
+
+
+@bp.post("/quiet-hours")
+@require_role(Role.ADMIN)
+def update_quiet_hours():
+    """Quiet hours on or off, and the window (recipients' local time)."""
+
+    def save(values) -> None:
+        save_quiet_hours(parse_quiet_hours_form(values), user=current_user)
+
+    return _save(
+        "#settings-quiet-hours",
+        ("enabled", "start", "end"),
+        save,
+        "Quiet hours saved: they apply from the next batch a worker claims.",
+    )
+
+
+@bp.post("/keywords")
+@require_role(Role.ADMIN)
+def update_keywords():
+    """Extra opt-out, opt-in and help words."""
+    return _save(
+        "#settings-keywords",
+        tuple(KEYWORD_KINDS),
+        lambda values: save_keywords(values, user=current_user) and None,
+        "Keywords saved: they apply to the next message that comes in.",
+    )
+
+
+@bp.post("/replies")
+@require_role(Role.ADMIN)
+def update_replies():
+    """The HELP reply and the optional opt-out confirmation."""
+    return _save(
+        "#settings-replies",
+        ("help_reply", "opt_out_reply"),
+        lambda values: save_replies(
+            values["help_reply"], values["opt_out_reply"], user=current_user
+        ),
+        "Automatic replies saved.",
+    )
 
 
 @bp.get("/users")

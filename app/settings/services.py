@@ -47,8 +47,36 @@ def quiet_hours(default: tuple[str, str] | None) -> tuple[str, str] | None:
     return (str(raw[0]), str(raw[1])) if raw else None
 
 
+def parse_quiet_hours_form(form: dict[str, str]) -> tuple[str, str] | None:
+    """The Settings form's values (`enabled`, `start`, `end`, HH:MM in 15-minute steps) as a
+    window, or None for off. ValidationError names the field."""
+    if not form.get("enabled"):
+        return None
+    window = []
+    for field, label in (("start", "The start"), ("end", "The end")):
+        raw = (form.get(field) or "").strip()
+        try:
+            hours, minutes = (int(part) for part in raw.split(":"))
+        except ValueError:
+            raise ValidationError(f"{label} must be a time from the list.", field) from None
+        if not (0 <= hours <= 23 or (hours == 24 and minutes == 0)) or minutes not in (
+            0,
+            15,
+            30,
+            45,
+        ):
+            raise ValidationError(f"{label} must fall on a 15-minute step.", field)
+        window.append(f"{hours:02d}:{minutes:02d}")
+    if window[0] == window[1] or (window[0] == "00:00" and window[1] == "24:00"):
+        raise ValidationError(
+            "The start and the end are the same time: turn quiet hours off instead.", "end"
+        )
+    return window[0], window[1]
+
+
 def save_quiet_hours(window: tuple[str, str] | None, *, user: User | None) -> None:
-    """Store the sending window (or None: off); audited, the caller commits."""
+    """Store the sending window (or None: off); audited, the caller commits. The engine reads it
+    at every claim, so it applies to the next batch."""
     _store(
         QUIET_HOURS_SETTING,
         list(window) if window else None,
@@ -80,6 +108,7 @@ def _store(key: str, value: Any, *, action: str, user: User | None, summary: str
 # -- keywords and automatic replies -------------------------------------------------------------
 KEYWORD_KINDS = {"opt_out": "opt-out", "opt_in": "opt-in", "help": "help"}
 _BUILTIN = {"opt_out": BUILTIN_OPT_OUT, "opt_in": BUILTIN_OPT_IN, "help": BUILTIN_HELP}
+BUILTIN_WORDS = _BUILTIN  # shown on the Settings page: always on, never removable
 
 
 def extra_keywords() -> dict[str, list[str]]:
