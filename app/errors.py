@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, jsonify, make_response, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import (
     HTTPException,
@@ -15,6 +15,7 @@ from werkzeug.exceptions import (
 
 from app.extensions import db
 from app.htmx import hx_retarget, is_htmx
+from app.security import UPLOAD_ENDPOINTS
 from app.validation import ValidationError
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ TITLES = {
     403: "Not allowed",
     404: "Not found",
     405: "Method not allowed",
-    413: "File too large",
+    413: "Too large",
     422: "Check the form",
     429: "Too many attempts",
     500: "Something went wrong",
@@ -52,14 +53,22 @@ def _render(status: int, message: str):
     )
 
 
+def _size(limit: int | None) -> str:
+    """The body limit in words: whole megabytes as MB, anything else in KB."""
+    limit = limit or 0
+    if limit >= 1024 * 1024 and limit % (1024 * 1024) == 0:
+        return f"{limit // (1024 * 1024)} MB"
+    return f"{max(limit // 1024, 1)} KB"
+
+
 def handle_http_error(error: HTTPException):
     status = error.code or 500
     message = error.description or TITLES.get(status, "Error")
     if isinstance(error, NotFound) and error.description == NotFound.description:
         message = "That page does not exist."
     if isinstance(error, RequestEntityTooLarge):
-        limit_mb = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // (1024 * 1024)
-        message = f"That upload is too large: the limit is {max(limit_mb, 1)} MB."
+        what = "file" if request.endpoint in UPLOAD_ENDPOINTS else "request"
+        message = f"That {what} is too large: the limit is {_size(request.max_content_length)}."
     return _render(status, message)
 
 

@@ -20,6 +20,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Pages that must work inside the Missive sidebar iframe; everything else refuses framing.
 FRAMEABLE_PREFIXES = ("/sidebar/",)
 
+# The endpoints that take files keep MAX_CONTENT_LENGTH (MAX_UPLOAD_MB); every other request body
+# is capped at MAX_BODY_KB.
+UPLOAD_ENDPOINTS = frozenset({"uploads.create"})
+
 
 def public(view: F) -> F:
     """Mark a view as reachable without signing in (login, /healthz, signed webhooks)."""
@@ -75,6 +79,16 @@ def _require_login() -> Response | None:
     if current_user.is_authenticated:
         return None
     return _unauthorized()
+
+
+def _limit_body() -> None:
+    """Cap this request's body before anything reads it: a Content-Length over the cap is a 413
+    (app/errors.py) as soon as something reads the body; a streamed body is read no further."""
+    if request.endpoint in UPLOAD_ENDPOINTS:
+        return
+    limit = current_app.config["MAX_BODY_KB"] * 1024
+    uploads = current_app.config.get("MAX_CONTENT_LENGTH")
+    request.max_content_length = min(limit, uploads) if uploads else limit
 
 
 def _reject_nul_bytes() -> None:
@@ -134,6 +148,9 @@ def register_security(app: Flask) -> None:
         # A signed-out device, a password change or a deactivation rotated the token.
         return user if hmac.compare_digest(user.session_token, token) else None
 
-    app.before_request(_require_login)  # first: nothing of an anonymous request is parsed
+    # First of all hooks, ahead of those the extensions registered (CSRFProtect reads the form):
+    # an anonymous request is turned away before any of its body is read, and the body cap is
+    # set before anything reads it.
+    app.before_request_funcs.setdefault(None, [])[:0] = [_require_login, _limit_body]
     app.before_request(_reject_nul_bytes)
     app.after_request(_security_headers)

@@ -67,11 +67,9 @@ def test_an_unexpected_error_is_a_500_page_that_says_nothing_was_saved(make_user
     assert b"Nothing was saved" in response.data and b"kaboom" not in response.data
 
 
-def test_oversized_request_gets_413_with_a_message(client, app):
-    app.config["MAX_CONTENT_LENGTH"] = 1024
-    try:
-        response = client.post("/auth/login", data={"email": "a@example.org", "x": "y" * 4096})
-    finally:
-        app.config["MAX_CONTENT_LENGTH"] = 20 * 1024 * 1024
+def test_oversized_request_gets_413_with_a_message(make_app):
+    client = make_app(MAX_BODY_KB=1).test_client()
+    response = client.post("/auth/login", data={"email": "a@example.org", "x": "y" * 4096})
     assert response.status_code == 413
-    assert b"File too large" in response.data
+    assert b"Too large" in response.data
+    assert b"That request is too large: the limit is 1 KB." in response.data
