@@ -196,6 +196,8 @@ def load_config(env: dict[str, str] | None = None) -> dict[str, Any]:
         "MISSIVE_ORGANIZATION_ID": _str(env, "MISSIVE_ORGANIZATION_ID"),
         "MISSIVE_FROM_NUMBER": _str(env, "MISSIVE_FROM_NUMBER"),
         "MISSIVE_WEBHOOK_SECRET": _str(env, "MISSIVE_WEBHOOK_SECRET"),
+        # Signs only the staff admin action (unsubscribe/resubscribe); empty: the one above.
+        "MISSIVE_ADMIN_WEBHOOK_SECRET": _str(env, "MISSIVE_ADMIN_WEBHOOK_SECRET"),
         "MISSIVE_CAMPAIGN_PARENT_LABEL_ID": _str(env, "MISSIVE_CAMPAIGN_PARENT_LABEL_ID"),
         "MISSIVE_UNDELIVERABLE_LABEL_ID": _str(env, "MISSIVE_UNDELIVERABLE_LABEL_ID"),
         "MISSIVE_ARCHIVE_LABEL_ID": _str(env, "MISSIVE_ARCHIVE_LABEL_ID"),

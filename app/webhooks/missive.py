@@ -1,13 +1,16 @@
 """Missive webhooks: rule webhooks (SMS in and out, label changes, closed/reopened) and the
-staff "admin action" (unsubscribe/resubscribe from a comment). HMAC over the raw body."""
+staff "admin action" (unsubscribe/resubscribe from a comment, once per comment, only while the
+comment is fresh). HMAC over the raw body."""
 
 from __future__ import annotations
 
-import hashlib
 import json
+import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Response, current_app, jsonify, request
 
 from app.contacts.phones import normalize_phone
@@ -15,7 +18,7 @@ from app.extensions import db
 from app.inbound.mirror import ConversationData, LabelData, MirrorResult, sync_conversation
 from app.inbound.services import InboundSMS, apply_admin_action, record_inbound
 from app.jobs.inbound import enqueue_admin_note, enqueue_inbound_follow_ups
-from app.models import Contact, utcnow
+from app.models import Contact, Setting, utcnow
 from app.webhooks.services import BadPayload, log_webhook, valid_hook_signature
 
 INCOMING = {"incoming_sms_message", "incoming_twilio_message"}
@@ -24,13 +27,33 @@ CLOSED = {"conversation_closed": True, "conversation_reopened": False}
 ACTIONS = {"unsubscribe": True, "resubscribe": False}
 PHONE_KEYS = ("phone_number", "id", "username", "name")
 
+# What a staff comment asks for is read from its first word ("Unsubscribe: asked by phone",
+# "opt-out."). "stop" and "start" are everyday words, so they count only as the whole comment
+# ("Stop!"), never as the start of a sentence ("Start date is Monday", "stop by later").
+LEADING_WORDS = {
+    "unsubscribe": "unsubscribe",
+    "optout": "unsubscribe",
+    "resubscribe": "resubscribe",
+    "optin": "resubscribe",
+}
+WHOLE_COMMENT_WORDS = {"stop": "unsubscribe", "start": "resubscribe", "unstop": "resubscribe"}
+_WORD = re.compile(r"[^\W\d_]+")
+_HYPHEN_IN_WORD = re.compile(r"(?<=[^\W\d_])[-\u2010\u2011\u2013\u2014]+(?=[^\W\d_])")
+# A signed admin-action body is good for this long after the comment was written (by its
+# created_at), so a body captured later cannot be replayed once its claim is pruned.
+COMMENT_MAX_AGE = timedelta(minutes=10)
+CLOCK_SKEW = timedelta(minutes=5)
+CLAIM_PREFIX = "admin-comment:"  # Setting key of a comment acted on: admin-comment:<comment id>
 
-def signed_by_missive() -> bool:
-    return valid_hook_signature(
-        current_app.config["MISSIVE_WEBHOOK_SECRET"],
-        request.get_data(),
-        request.headers.get("X-Hook-Signature"),
-    )
+
+def signed_by_missive(secret: str) -> bool:
+    return valid_hook_signature(secret, request.get_data(), request.headers.get("X-Hook-Signature"))
+
+
+def admin_secret() -> str:
+    """The admin action's own secret (MISSIVE_ADMIN_WEBHOOK_SECRET), else the rules' secret."""
+    config = current_app.config
+    return config["MISSIVE_ADMIN_WEBHOOK_SECRET"] or config["MISSIVE_WEBHOOK_SECRET"]
 
 
 def refuse_unsigned() -> Response:
@@ -176,6 +199,80 @@ def _outgoing_phone(payload: dict[str, Any]) -> str | None:
     return conversation_phone(payload)
 
 
+def comment_action(text: str) -> str | None:
+    """What a staff comment asks for: "unsubscribe", "resubscribe" or None (see LEADING_WORDS).
+    Case, punctuation, spacing and hyphens ("Re-subscribe", "OPT OUT.") do not matter."""
+    words = _WORD.findall(_HYPHEN_IN_WORD.sub("", text[:500].casefold()))
+    if words[:2] in (["opt", "out"], ["opt", "in"]):
+        words = ["opt" + words[1], *words[2:]]
+    if not words:
+        return None
+    if len(words) == 1 and words[0] in WHOLE_COMMENT_WORDS:
+        return WHOLE_COMMENT_WORDS[words[0]]
+    return LEADING_WORDS.get(words[0])
+
+
+@dataclass(frozen=True)
+class AdminComment:
+    id: str
+    action: str | None  # from the signed comment text
+    staff: str
+    created_at: datetime
+
+
+def _comment_time(value: Any) -> datetime:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise BadPayload("comment.created_at is required (Unix time in seconds).")
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise BadPayload("comment.created_at is not a usable Unix time.") from exc
+
+
+def parse_comment(payload: dict[str, Any]) -> AdminComment:
+    comment = _object(payload.get("comment"), "comment")
+    author = _object(comment.get("author"), "comment.author", required=False)
+    staff = (
+        _text(author.get("name"), "comment.author.name", 200)
+        or _text(author.get("email"), "comment.author.email", 254)
+        or "a Missive user"
+    )
+    return AdminComment(
+        id=_text(comment.get("id"), "comment.id", 64, required=True),
+        action=comment_action(_text(comment.get("body"), "comment.body", 20_000) or ""),
+        staff=staff,
+        created_at=_comment_time(comment.get("created_at")),
+    )
+
+
+def claim_comment(comment: AdminComment, conversation_id: str, retention_days: int) -> bool:
+    """Record that `comment` is acted on, once: False if it already was (a replay, or the same
+    delivery racing this one). The claim is a Setting row keyed by the comment id, so its
+    primary key makes it atomic and durable; claims older than the retention are dropped.
+    The caller commits (or rolls back, releasing the claim)."""
+    db.session.execute(
+        sa.delete(Setting).where(
+            Setting.key.startswith(CLAIM_PREFIX),
+            Setting.updated_at < utcnow() - timedelta(days=retention_days),
+        )
+    )
+    claim = sa.insert(Setting).values(
+        key=CLAIM_PREFIX + comment.id,
+        value={
+            "action": comment.action,
+            "staff": comment.staff,
+            "conversation": conversation_id,
+            "written_at": comment.created_at.isoformat(),
+        },
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.execute(claim)
+    except sa.exc.IntegrityError:
+        return False
+    return True
+
+
 def rejected(source: str, error: BadPayload) -> Response:
     log_webhook(source, request.get_data(), f"rejected: {error}")
     db.session.commit()
@@ -188,7 +285,7 @@ def rejected(source: str, error: BadPayload) -> Response:
 def rules() -> Response:
     """Every Missive rule webhook: the conversation is mirrored whatever the rule; an incoming
     SMS is processed like a Twilio one; closed/reopened set the flag."""
-    if not signed_by_missive():
+    if not signed_by_missive(current_app.config["MISSIVE_WEBHOOK_SECRET"]):
         return refuse_unsigned()
     inbound = None
     try:
@@ -226,35 +323,97 @@ def rules() -> Response:
     return jsonify(ok=True, outcome=outcome)
 
 
+def _age_in_words(age: timedelta) -> str:
+    minutes = int(abs(age).total_seconds() // 60)
+    if minutes >= 2 * 24 * 60:
+        span = f"{minutes // (24 * 60)} days"
+    elif minutes >= 2 * 60:
+        span = f"{minutes // 60} hours"
+    else:
+        span = f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{span} after it was written" if age >= timedelta(0) else f"dated {span} ahead"
+
+
+def _admin_answer(
+    outcome: str, *, status: int = 200, ok: bool = True, note: tuple[str, str, str] | None = None
+) -> Response:
+    """Log the call and commit, then post `note` (conversation, text, comment id) to Missive
+    once per comment, and answer: the outcome with a 2xx, or as the error with a 4xx."""
+    log_webhook("missive_admin", request.get_data(), outcome)
+    db.session.commit()
+    if note is not None:
+        conversation_id, text, comment_id = note
+        enqueue_admin_note(
+            current_app._get_current_object(), conversation_id, text, key=f"admin:{comment_id}"
+        )
+    response = jsonify(error=outcome) if status >= 400 else jsonify(ok=ok, outcome=outcome)
+    response.status_code = status
+    return response
+
+
 def admin_action() -> Response:
-    """A staff comment asking to unsubscribe or resubscribe the conversation's contact
-    (`?action=unsubscribe|resubscribe`): done under their name, noted in the conversation."""
-    if not signed_by_missive():
+    """A staff comment asking to unsubscribe or resubscribe the conversation's contact: done
+    under their name, noted in the conversation. The action is read from the signed comment
+    text; an `?action=` in the rule's URL is not signed, so it may only confirm it. Each comment
+    acts once (a replay is answered 200 "already done" and changes nothing), and only within
+    COMMENT_MAX_AGE of being written: an older one is refused with a 200 (retrying cannot make
+    it younger) and a note saying so, so a person who meant it can comment again."""
+    if not signed_by_missive(admin_secret()):
         return refuse_unsigned()
     try:
-        action = request.args.get("action", "")
-        if action not in ACTIONS:
-            raise BadPayload("action must be unsubscribe or resubscribe.")
         payload = parse_body(request.get_data())
         conversation = parse_conversation(payload)
-        comment = _object(payload.get("comment"), "comment", required=False)
-        author = _object(comment.get("author"), "comment.author", required=False)
-        staff = (
-            _text(author.get("name"), "comment.author.name", 200)
-            or _text(author.get("email"), "comment.author.email", 254)
-            or "a Missive user"
-        )
-        comment_id = _text(comment.get("id"), "comment.id", 64)
+        comment = parse_comment(payload)
+        asked = request.args.get("action") or None
+        if asked is not None and asked not in ACTIONS:
+            raise BadPayload("action must be unsubscribe or resubscribe.")
+        if asked and comment.action and asked != comment.action:
+            raise BadPayload(
+                f"The comment asks to {comment.action} but the webhook URL says "
+                f"action={asked}: nothing was done."
+            )
     except BadPayload as error:
         return rejected("missive_admin", error)
+    if comment.action is None:
+        if asked is None:
+            # Any other comment a broad rule sends: nothing to do, and nothing wrong.
+            return _admin_answer(f"comment {comment.id}: not an admin action")
+        return _admin_answer(
+            f"The comment does not start with “{asked}”: nothing was done.",
+            status=400,
+            note=(
+                conversation.missive_id,
+                f"Broadcaster did nothing: start the comment with “{asked}” to {asked}.",
+                comment.id,
+            ),
+        )
+    action = comment.action
+    if db.session.get(Setting, CLAIM_PREFIX + comment.id) is not None:
+        return _admin_answer(f"already done: comment {comment.id} ({action})")
+    age = utcnow() - comment.created_at
+    if not -CLOCK_SKEW <= age <= COMMENT_MAX_AGE:
+        when = _age_in_words(age)
+        return _admin_answer(
+            f"refused: comment {comment.id} ({action}) arrived {when}; the limit is 10 minutes",
+            ok=False,
+            note=(
+                conversation.missive_id,
+                f"Broadcaster did not {action}: this comment reached it {when}, and admin "
+                f"actions count only within 10 minutes. Comment “{action}” again to do it.",
+                comment.id,
+            ),
+        )
+    if not claim_comment(comment, conversation.missive_id, current_app.config["RETENTION_DAYS"]):
+        return _admin_answer(f"already done: comment {comment.id} ({action})")
     mirror = sync_conversation(conversation, phone=conversation_phone(payload))
-    unsubscribe = ACTIONS[action]
+    staff = comment.staff
     if mirror.contact_id is None:
         outcome = (
             f"{action} by {staff}: no contact known for conversation {conversation.missive_id}"
         )
         note = f"Could not {action}: Broadcaster knows no phone number for this conversation."
     else:
+        unsubscribe = ACTIONS[action]
         changed, cancelled = apply_admin_action(
             mirror.contact_id, unsubscribe=unsubscribe, staff_name=staff
         )
@@ -268,12 +427,4 @@ def admin_action() -> Response:
         else:
             outcome = f"{phone} already {done}"
             note = f"{phone} was already {done}."
-    log_webhook("missive_admin", request.get_data(), outcome)
-    db.session.commit()
-    enqueue_admin_note(
-        current_app._get_current_object(),
-        conversation.missive_id,
-        note,
-        key="admin:" + (comment_id or hashlib.sha256(request.get_data()).hexdigest()[:40]),
-    )
-    return jsonify(ok=True, outcome=outcome)
+    return _admin_answer(outcome, note=(conversation.missive_id, note, comment.id))

@@ -285,8 +285,16 @@ def run_jobs(app: Flask) -> None:
         worker.work(burst=True)
 
 
-def comment(name: str = "Dana Reporter", comment_id: str = "cmt-1") -> dict:
-    return {"id": comment_id, "body": "unsubscribe", "author": {"id": "u1", "name": name}}
+def comment(
+    name: str = "Dana Reporter", comment_id: str = "cmt-1", body: str = "unsubscribe"
+) -> dict:
+    """A staff comment as Missive's rule webhook sends it, written just now."""
+    return {
+        "id": comment_id,
+        "body": body,
+        "created_at": int(utcnow().timestamp()),
+        "author": {"id": "u1", "name": name},
+    }
 
 
 def test_admin_unsubscribe_cancels_pending_audits_the_staff_member_and_posts_a_note(
@@ -318,7 +326,7 @@ def test_admin_unsubscribe_cancels_pending_audits_the_staff_member_and_posts_a_n
     assert posts[0]["conversation"] == "conv-a" and posts[0]["username"] == "Broadcaster"
     assert posts[0]["text"].startswith(f"{PHONE} unsubscribed by Dana Reporter.")
 
-    resubscribe = {**payload, "comment": comment(comment_id="cmt-2")}
+    resubscribe = {**payload, "comment": comment(comment_id="cmt-2", body="Resubscribe")}
     post_missive(client, resubscribe, path=f"{ADMIN}?action=resubscribe")
     db.session.refresh(contact)
     assert not contact.unsubscribed
