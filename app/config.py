@@ -245,11 +245,11 @@ def load_config(env: dict[str, str] | None = None) -> dict[str, Any]:
         "REMEMBER_COOKIE_SECURE": secure_cookies,
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
         "WTF_CSRF_TIME_LIMIT": None,
-        "MAX_CONTENT_LENGTH": _int(env, "MAX_UPLOAD_MB", 20, minimum=1) * 1024 * 1024,
-        # Rate limiting (Flask-Limiter) keeps its counters in Redis under our own prefix.
         # Request bodies: CSV uploads may reach MAX_UPLOAD_MB, every other request MAX_BODY_KB.
-        "RATELIMIT_STORAGE_URI": redis_url,
+        "MAX_CONTENT_LENGTH": _int(env, "MAX_UPLOAD_MB", 20, minimum=1) * 1024 * 1024,
         "MAX_BODY_KB": _int(env, "MAX_BODY_KB", 1024, minimum=1),
+        # Rate limiting (Flask-Limiter) keeps its counters in Redis under our own prefix.
+        "RATELIMIT_STORAGE_URI": redis_url,
         "RATELIMIT_KEY_PREFIX": _str(env, "RATELIMIT_KEY_PREFIX", "broadcaster-limits"),
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "RATELIMIT_HEADERS_ENABLED": False,
