@@ -21,9 +21,9 @@ class SqlSegmentForm(SegmentForm):
         "SQL query",
         validators=[DataRequired(message="Enter a query that returns a phone_number column.")],
         description=(
-            "One SELECT returning a phone_number column. It runs read-only with a 5-second "
-            "limit; unsubscribed, excluded and (for broadcasts) upload-only contacts are always "
-            "left out."
+            "One SELECT returning a phone_number column, over the tables listed below. It runs "
+            "read-only with a 5-second limit; unsubscribed, excluded and (for broadcasts) "
+            "upload-only contacts are always left out."
         ),
         render_kw={"rows": 8, "spellcheck": "false", "class": "code-input"},
     )

@@ -16,7 +16,7 @@ from flask import (
 )
 from flask_login import current_user
 
-from app.extensions import db
+from app.extensions import db, get_redis
 from app.htmx import vary_on_htmx, wants_partial
 from app.models import Role, Segment
 from app.pagination import page_number
@@ -26,6 +26,7 @@ from app.segments.forms import SegmentForm, SqlSegmentForm
 from app.segments.rules import CONDITION_TYPES, empty_rule, validate_rule
 from app.segments.services import (
     Audience,
+    CountCache,
     count_segment_contacts,
     delete_segment,
     label_choices,
@@ -34,9 +35,12 @@ from app.segments.services import (
     segments_query,
     upload_choices,
 )
+from app.segments.sql_guard import ALLOWED_COLUMNS
 from app.validation import ValidationError
 
 bp = Blueprint("segments", __name__, url_prefix="/segments")
+
+RAW_SQL_COUNT_ROLE = "Operators see the counts of raw SQL segments."
 
 
 def _builder_context(rule: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +55,10 @@ def _builder_context(rule: dict[str, Any]) -> dict[str, Any]:
 
 def _render_page(segment: Segment | None, form, rule=None, status: int = 200, rule_error=None):
     if isinstance(form, SqlSegmentForm):
-        return render_template("segments/sql.html", segment=segment, form=form), status
+        html = render_template(
+            "segments/sql.html", segment=segment, form=form, allowed_columns=ALLOWED_COLUMNS
+        )
+        return html, status
     context = _builder_context(rule if rule is not None else empty_rule())
     html = render_template(
         "segments/edit.html", segment=segment, form=form, rule_error=rule_error, **context
@@ -179,18 +186,26 @@ def preview():
 
 @bp.get("/<int:segment_id>/count")
 def count(segment_id: int):
-    """One segment's counts, loaded lazily by its row in the list."""
+    """One segment's counts, loaded lazily by its row in the list. A raw SQL segment runs an
+    admin's query, so only operators may count it, and its counts are kept for a minute."""
     segment = db.get_or_404(Segment, segment_id)
-    try:
-        counts = {
-            "broadcast": count_segment_contacts(segment, purpose=Audience.BROADCAST),
-            "campaign": count_segment_contacts(segment, purpose=Audience.CAMPAIGN),
-        }
-        problem = None
-    except ValidationError as exc:
-        db.session.rollback()
-        counts, problem = None, exc.message
+    status = 200
+    if segment.raw_sql is not None and not current_user.has_role(Role.OPERATOR):
+        counts, problem, status = None, RAW_SQL_COUNT_ROLE, 403
+    else:
+        cache = CountCache(get_redis(current_app), current_app.config["REDIS_KEY_PREFIX"])
+        try:
+            counts = {
+                "broadcast": count_segment_contacts(
+                    segment, purpose=Audience.BROADCAST, cache=cache
+                ),
+                "campaign": count_segment_contacts(segment, purpose=Audience.CAMPAIGN, cache=cache),
+            }
+            problem = None
+        except ValidationError as exc:
+            db.session.rollback()
+            counts, problem = None, exc.message
     html = render_template(
         "segments/partials/_count.html", segment=segment, counts=counts, problem=problem
     )
-    return vary_on_htmx(current_app.make_response(html))
+    return vary_on_htmx(current_app.make_response((html, status)))

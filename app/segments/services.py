@@ -7,7 +7,9 @@ so the numbers agree and eligibility can never be forgotten by a rule or a query
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +18,8 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app
+from redis import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 
 from app.audit.services import record_audit
@@ -32,10 +36,12 @@ from app.models import (
     utcnow,
 )
 from app.segments.rules import CompileContext, compile_rule, iter_conditions, validate_rule
+from app.segments.sql_guard import check_segment_sql
 from app.validation import ValidationError
 
 RAW_SQL_TIMEOUT_MS = 5_000
-RAW_SQL_MAX_LENGTH = 20_000
+RAW_SQL_COUNT_CACHE_SECONDS = 60
+SEGMENT_SCHEMA = "segment_data"  # the views raw SQL reads (migration 0005)
 SAMPLE_SIZE = 10
 
 
@@ -86,11 +92,16 @@ def resolve_segment_contact_ids(
 
 
 def count_segment_contacts(
-    segment: Segment, *, purpose: Audience | str, now: datetime | None = None
+    segment: Segment,
+    *,
+    purpose: Audience | str,
+    now: datetime | None = None,
+    cache: CountCache | None = None,
 ) -> int:
-    """How many contacts `resolve_segment_contact_ids` would return, counted in the database."""
+    """How many contacts `resolve_segment_contact_ids` would return, counted in the database
+    (a raw SQL segment's count comes from `cache` when it was counted in the last minute)."""
     if segment.raw_sql:
-        return _run_raw_sql(segment.raw_sql, purpose, count_only=True)  # type: ignore[return-value]
+        return count_raw_sql(segment.raw_sql, purpose, cache=cache)
     return count_rule_contacts(segment.rule, purpose=purpose, now=now)
 
 
@@ -130,47 +141,128 @@ def preview_rule(rule: dict[str, Any], *, now: datetime | None = None) -> Previe
 
 
 def clean_raw_sql(sql: str) -> str:
-    """One SELECT statement, without a trailing semicolon; ValidationError otherwise."""
-    text = (sql or "").strip()
+    """The admin's query as it is stored (trimmed, no trailing semicolon), once sql_guard allows
+    it: one SELECT over the tables and columns segments may read. ValidationError otherwise."""
+    check_segment_sql(sql)
+    text = sql.strip()
     while text.endswith(";"):
         text = text[:-1].rstrip()
-    if not text:
-        raise ValidationError("Enter a query that returns a phone_number column.", field="raw_sql")
-    if len(text) > RAW_SQL_MAX_LENGTH:
-        raise ValidationError(
-            f"The query is too long ({RAW_SQL_MAX_LENGTH:,} characters at most).", field="raw_sql"
-        )
-    if ";" in re.sub(r"'(?:[^']|'')*'", "''", text):
-        raise ValidationError(
-            "Use a single statement: remove the inner semicolons.", field="raw_sql"
-        )
     return text
 
 
+def _reader_role() -> str:
+    # Like the time zone in _context: read here so every caller (broadcasts, campaigns, the
+    # builder) runs raw SQL as the same role without passing it along.
+    return current_app.config.get("SEGMENT_READER_ROLE", "")
+
+
+SETUP_HINT = 'see "Raw SQL segments" in the README'
+
+# Run as the app's user, before switching: does the role exist, may it use the views' schema,
+# and can it read nothing else (not a superuser, no SELECT on a table of the app's schema)?
+_ROLE_CHECK = sa.text(
+    """
+    SELECT n.oid IS NOT NULL AND has_schema_privilege(r.oid, n.oid, 'USAGE') AS can_use,
+           r.rolsuper OR EXISTS (
+             SELECT 1 FROM pg_class c
+             WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())
+               AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+               AND has_table_privilege(r.oid, c.oid, 'SELECT')
+           ) AS reads_more
+    FROM pg_roles r LEFT JOIN pg_namespace n ON n.nspname = :schema
+    WHERE r.rolname = :role
+    """
+)
+
+
+def _check_reader_role(role: str) -> str:
+    """The role, quoted for SET ROLE, once it is known to read only `segment_data`; else a
+    ValidationError saying what is missing. Raw SQL never runs as the app's own user."""
+    if not role:
+        raise ValidationError(
+            f"Raw SQL segments are turned off: SEGMENT_READER_ROLE is empty ({SETUP_HINT}).",
+            field="raw_sql",
+        )
+    row = db.session.execute(_ROLE_CHECK, {"role": role, "schema": SEGMENT_SCHEMA}).one_or_none()
+    if row is None:
+        problem = f"the database role {role} does not exist"
+    elif not row.can_use:
+        problem = f"the database role {role} may not read the {SEGMENT_SCHEMA} schema"
+    elif row.reads_more:
+        problem = f"the database role {role} can read more than segments need"
+    else:
+        return db.session.get_bind().dialect.identifier_preparer.quote_identifier(role)
+    raise ValidationError(
+        f"Raw SQL segments are refused: {problem} ({SETUP_HINT}).", field="raw_sql"
+    )
+
+
+def _become_reader(quoted_role: str) -> None:
+    """Inside the raw SQL savepoint: only the segment views, as the reader role, with a timeout.
+    Said again before each statement, so nothing an earlier one did can carry over."""
+    db.session.execute(sa.text(f"SET LOCAL statement_timeout = {RAW_SQL_TIMEOUT_MS}"))
+    db.session.execute(sa.text(f"SET LOCAL ROLE {quoted_role}"))
+    db.session.execute(sa.text(f"SET LOCAL search_path = {SEGMENT_SCHEMA}, pg_catalog, pg_temp"))
+
+
+# What went wrong, by SQLSTATE; PostgreSQL's own message is never shown (it can quote values).
+_SQLSTATE_MESSAGES = {
+    "25006": "The query tries to change data. A segment may only read (use SELECT).",
+    "42501": "The query reads or calls something segments may not read (permission denied).",
+    "42P01": "The query reads a table that segments may not read.",
+    "42883": (
+        "The query calls a function or operator that does not exist for these types "
+        "(add a cast, for example ::text)."
+    ),
+    "42702": "A column name is ambiguous: put its table or alias in front (c.id).",
+    "42803": "Every selected column must be in GROUP BY or inside an aggregate such as count().",
+    "42804": "The query mixes values of different types: add a cast (for example ::text).",
+    "42601": "The query has a syntax error.",
+    "22P02": "A value could not be read as the type asked for: check the casts and comparisons.",
+    "22007": "A date or time could not be read: check the format of the dates in the query.",
+    "22008": "A date or time is out of range.",
+    "22012": "The query divides by zero.",
+    "2201B": "A regular expression in the query is not valid.",
+    "54001": "The query is too complex: simplify it.",
+}
+
+
 def _raw_sql_error(exc: DBAPIError) -> ValidationError:
-    code = getattr(exc.orig, "sqlstate", None)
+    code = getattr(exc.orig, "sqlstate", None) or ""
     if code == "57014":
         message = (
             f"The query took longer than {RAW_SQL_TIMEOUT_MS // 1000} seconds and was stopped. "
             "Simplify it or add a condition."
         )
-    elif code == "25006":
-        message = "The query tries to change data. A segment may only read (use SELECT)."
+    elif code == "42703":
+        # "column x does not exist" names the admin's identifier only; keep just that.
+        found = re.search(r'column "?([\w.]+)"? does not exist', str(exc.orig))
+        name = f" {found.group(1)[:63]}" if found else ""
+        message = f"Unknown column{name}: the query names a column segments cannot read."
+    elif code in _SQLSTATE_MESSAGES:
+        message = _SQLSTATE_MESSAGES[code]
+    elif code.startswith("22"):
+        message = f"The query failed on one of its values (SQLSTATE {code})."
+    elif code.startswith(("53", "54")):
+        message = f"The query needs more than the database allows (SQLSTATE {code}): simplify it."
     else:
-        first_line = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else ""
-        message = f"The query failed: {first_line}"
+        message = f"The query failed (SQLSTATE {code or 'unknown'})."
     return ValidationError(message, field="raw_sql")
 
 
 def _run_raw_sql(sql: str, purpose: Audience | str, *, count_only: bool) -> int | list[int]:
-    """Run an admin's SELECT read-only with a timeout; eligible matching ids, or their count.
+    """Run an admin's SELECT as the segment reader role, read-only, with a timeout; the eligible
+    matching ids, or their count.
 
-    It runs inside a savepoint that is always rolled back, so neither the read-only mode nor the
+    sql_guard checks the query first and what runs is its reprint; the reader role (migration
+    0005) sees only the `segment_data` views, which `search_path` puts first, so `contacts`
+    means the view, for the query and for the eligibility filter around it. It all happens in
+    a savepoint that is always rolled back, so neither the role, the read-only mode nor the
     timeout outlive it, and whatever the query might have done is undone.
     """
     if db.session.get_bind().dialect.name != "postgresql":
         raise ValidationError("Raw SQL segments need PostgreSQL.", field="raw_sql")
-    text = clean_raw_sql(sql).replace(":", r"\:")  # every colon is the query's own, not a bind
+    text = check_segment_sql(sql).replace(":", r"\:")  # every colon is the query's own, not a bind
     raw = sa.text(text).columns(sa.column("phone_number")).subquery("raw_segment")
     phone = sa.cast(raw.c.phone_number, sa.Text)
     plus_phone = sa.case((phone.startswith("+"), phone), else_="+" + phone)
@@ -180,7 +272,15 @@ def _run_raw_sql(sql: str, purpose: Audience | str, *, count_only: bool) -> int 
     savepoint = db.session.begin_nested()
     try:
         db.session.execute(sa.text("SET TRANSACTION READ ONLY"))
-        db.session.execute(sa.text(f"SET LOCAL statement_timeout = {RAW_SQL_TIMEOUT_MS}"))
+        role = _check_reader_role(_reader_role())
+        try:
+            _become_reader(role)
+        except DBAPIError:
+            raise ValidationError(
+                f"Raw SQL segments are refused: the app's database user may not switch to the "
+                f"role {_reader_role()} ({SETUP_HINT}).",
+                field="raw_sql",
+            ) from None
         columns = list(db.session.execute(sa.select(sa.text("*")).select_from(raw).limit(0)).keys())
         if "phone_number" not in columns:
             raise ValidationError(
@@ -188,6 +288,7 @@ def _run_raw_sql(sql: str, purpose: Audience | str, *, count_only: bool) -> int 
                 f"(it returns: {', '.join(columns) or 'no columns'}).",
                 field="raw_sql",
             )
+        _become_reader(role)
         if count_only:
             return db.session.scalar(sa.select(sa.func.count()).select_from(ids.subquery())) or 0
         return list(db.session.scalars(ids.order_by(Contact.id)))
@@ -200,6 +301,45 @@ def _run_raw_sql(sql: str, purpose: Audience | str, *, count_only: bool) -> int 
 def check_raw_sql(sql: str) -> int:
     """Validate a raw SQL segment by running it; returns its count of eligible broadcast contacts."""
     return _run_raw_sql(sql, Audience.BROADCAST, count_only=True)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class CountCache:
+    """Raw SQL counts kept for a minute in Redis, keyed by the checked query and the purpose: a
+    list of segments counted by several people runs each query once a minute. Only counts are
+    kept; what a send resolves is always fresh."""
+
+    redis: Redis
+    prefix: str
+    seconds: int = RAW_SQL_COUNT_CACHE_SECONDS
+
+    def key(self, sql: str, purpose: Audience | str) -> str:
+        digest = hashlib.sha256(f"{Audience(purpose).value}\n{sql}".encode()).hexdigest()
+        return f"{self.prefix}:segment-count:{digest}"
+
+    def get(self, key: str) -> int | None:
+        try:
+            value = self.redis.get(key)
+        except RedisError:
+            return None  # Redis down: count in the database, as without a cache
+        return int(value) if value is not None else None
+
+    def put(self, key: str, count: int) -> None:
+        with contextlib.suppress(RedisError):
+            self.redis.set(key, count, ex=self.seconds)
+
+
+def count_raw_sql(sql: str, purpose: Audience | str, *, cache: CountCache | None = None) -> int:
+    """How many eligible contacts a raw SQL query selects for `purpose`, from `cache` when it was
+    counted in the last minute."""
+    if cache is None:
+        return _run_raw_sql(sql, purpose, count_only=True)  # type: ignore[return-value]
+    key = cache.key(check_segment_sql(sql), purpose)
+    count = cache.get(key)
+    if count is None:
+        count = _run_raw_sql(sql, purpose, count_only=True)
+        cache.put(key, count)  # type: ignore[arg-type]
+    return count  # type: ignore[return-value]
 
 
 # --- saving -----------------------------------------------------------------------------------
