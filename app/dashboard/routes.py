@@ -11,7 +11,8 @@ from app.broadcasts.services import active_schedule, latest_broadcast, run_time,
 from app.dashboard.services import audience_summary, last_job_run, messages_sent_since
 from app.models import utcnow
 from app.sends.stats import display_stats
-from app.system.services import health_report
+from app.inbound.services import possible_opt_out_count
+from app.system.services import health_report, possible_opt_outs_context
 
 bp = Blueprint("dashboard", __name__)
 
@@ -32,4 +33,6 @@ def index():
         last_tick=last_job_run("tick"),
         messages_24h=messages_sent_since(utcnow() - timedelta(hours=24)),
         health=health_report(current_app),
+        opt_outs_total=possible_opt_out_count(),
+        **possible_opt_outs_context("dashboard"),
     )

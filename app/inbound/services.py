@@ -8,13 +8,15 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from app.audit.services import record_audit
 from app.contacts.phones import normalize_phone
 from app.contacts.services import set_subscription
 from app.extensions import db
-from app.inbound.keywords import classify
+from app.inbound.keywords import classify, looks_like_opt_out
 from app.inbound.sql import insert_ignore
 from app.models import (
     PENDING_STATUSES,
+    POSSIBLE_OPT_OUT,
     Contact,
     ContactSource,
     InboundMessage,
@@ -22,11 +24,13 @@ from app.models import (
     MissiveConversation,
     OutboundMessage,
     Step,
+    User,
     utcnow,
 )
 from app.sending.cancel import cancel_pending_messages
 from app.sending.outbound import first_of_same_send
 from app.settings.services import keyword_lists
+from app.validation import ValidationError
 
 MAX_BODY = 10_000  # an SMS is at most 1,600 characters; anything longer is cut, not refused
 
@@ -50,6 +54,7 @@ class InboundResult:
     contact_id: int | None = None
     contact_created: bool = False
     keyword: Keyword | None = None
+    possible_opt_out: bool = False  # a reply that reads like one: listed for a person
     reply_to_id: int | None = None
     cancelled: int = 0
     subscription_changed: bool = False
@@ -60,6 +65,8 @@ class InboundResult:
         if self.duplicate:
             return "duplicate: already stored"
         parts = [f"inbound {self.inbound_id}", str(self.keyword or "reply")]
+        if self.possible_opt_out:
+            parts.append("possible opt-out: listed for a person")
         if self.reply_to_id:
             parts.append(f"replies to {self.reply_to_id}")
         if self.subscription_changed:
@@ -146,6 +153,7 @@ def record_inbound(sms: InboundSMS, *, reply_window_hours: int) -> InboundResult
     cancels the pending follow-up.
     """
     result = InboundResult(keyword=classify(sms.body, keyword_lists()))
+    result.possible_opt_out = result.keyword is None and looks_like_opt_out(sms.body)
     received_at = sms.received_at or utcnow()
     phone = normalize_phone(sms.phone)
     if phone is not None:
@@ -166,6 +174,7 @@ def record_inbound(sms: InboundSMS, *, reply_window_hours: int) -> InboundResult
             "contact_id": result.contact_id,
             "reply_to_id": result.reply_to_id,
             "keyword": result.keyword.value if result.keyword else None,
+            "review": POSSIBLE_OPT_OUT if result.possible_opt_out and phone else None,
             "missive_conversation_id": sms.missive_conversation_id,
             "created_at": utcnow(),
         },
@@ -203,6 +212,65 @@ def record_inbound(sms: InboundSMS, *, reply_window_hours: int) -> InboundResult
     elif result.keyword is None:
         result.cancelled = cancel_follow_ups_after_reply(result.contact_id, received_at)
     return result
+
+
+# -- possible opt-outs: a person decides ------------------------------------------------------
+def possible_opt_outs_query() -> sa.Select[tuple[InboundMessage]]:
+    """Replies that read like an opt-out and wait for a decision, oldest first."""
+    return (
+        sa.select(InboundMessage)
+        .where(InboundMessage.review.is_not(None), InboundMessage.review_outcome.is_(None))
+        .options(sa.orm.selectinload(InboundMessage.contact))
+        .order_by(InboundMessage.received_at, InboundMessage.id)
+    )
+
+
+def possible_opt_out_count() -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(InboundMessage)
+        .where(InboundMessage.review.is_not(None), InboundMessage.review_outcome.is_(None))
+    )
+
+
+def resolve_possible_opt_out(inbound_id: int, *, unsubscribe: bool, user: User) -> InboundMessage:
+    """A person decides on a reply that reads like an opt-out: unsubscribe its sender (pending
+    messages cancelled) or keep them subscribed. Decided once, even when two people click at
+    once; audited; the caller commits."""
+    message = db.session.get(InboundMessage, inbound_id)
+    if message is None or message.review is None:
+        raise ValidationError("That reply is not waiting for a decision.")
+    outcome = "unsubscribed" if unsubscribe else "kept"
+    decided = db.session.execute(
+        sa.update(InboundMessage)
+        .where(InboundMessage.id == inbound_id, InboundMessage.review_outcome.is_(None))
+        .values(review_outcome=outcome, reviewed_at=utcnow(), reviewed_by_id=user.id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not decided:
+        db.session.refresh(message)
+        raise ValidationError(f"Someone already decided on this reply ({message.review_outcome}).")
+    contact = db.session.get(Contact, message.contact_id) if message.contact_id else None
+    quote = f"“{message.body.strip()[:60]}”"
+    if unsubscribe and contact is not None and not contact.unsubscribed:
+        set_subscription(
+            contact,
+            subscribed=False,
+            reason=f"texted {quote}; confirmed as an opt-out by {user.email}",
+            user=user,
+        )
+    record_audit(
+        "inbound.possible_opt_out",
+        user=user,
+        object_type="inbound_message",
+        object_id=inbound_id,
+        summary=(
+            f"{message.phone} texted {quote}: "
+            + ("unsubscribed as an opt-out" if unsubscribe else "kept subscribed (not an opt-out)")
+        ),
+    )
+    db.session.refresh(message)
+    return message
 
 
 def apply_admin_action(contact_id: int, *, unsubscribe: bool, staff_name: str) -> tuple[bool, int]:

@@ -87,6 +87,9 @@ class Keyword(enum.StrEnum):
     HELP = "help"
 
 
+POSSIBLE_OPT_OUT = "possible_opt_out"  # InboundMessage.review: a person decides
+
+
 class OutboundMessage(TimestampMixin, db.Model):
     """One row per (send, contact, step), where the send is a broadcast or a campaign."""
 
@@ -126,6 +129,8 @@ class OutboundMessage(TimestampMixin, db.Model):
         _partial_index(
             "ix_outbound_messages_claimed_at", ("claimed_at",), "status IN ('sending', 'unknown')"
         ),
+        # Messages that went out (the overview's "sent in the last 24 h").
+        _partial_index("ix_outbound_messages_sent_at", ("sent_at",), "sent_at IS NOT NULL"),
         # Contact timeline, reply linking and undeliverable detection.
         sa.Index("ix_outbound_messages_contact_id_created_at", "contact_id", "created_at"),
         sa.Index("ix_outbound_messages_segment_id", "segment_id"),
@@ -191,6 +196,12 @@ class InboundMessage(db.Model):
         sa.Index("ix_inbound_messages_contact_id_received_at", "contact_id", "received_at"),
         sa.Index("ix_inbound_messages_reply_to_id", "reply_to_id"),
         sa.Index("ix_inbound_messages_phone_received_at", "phone", "received_at"),
+        # Replies that read like an opt-out, waiting for a person (Needs attention).
+        _partial_index(
+            "ix_inbound_messages_review_pending",
+            ("received_at",),
+            "review IS NOT NULL AND review_outcome IS NULL",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -208,6 +219,14 @@ class InboundMessage(db.Model):
     )
     keyword: Mapped[Keyword | None] = mapped_column(str_enum(Keyword, "inbound_keyword"))
     missive_conversation_id: Mapped[str | None] = mapped_column(sa.String(64))
+    # A reply that reads like an opt-out ("please stop texting me") is listed for a person to
+    # decide: `review` says why it is listed, `review_outcome` what they decided.
+    review: Mapped[str | None] = mapped_column(sa.String(20))
+    review_outcome: Mapped[str | None] = mapped_column(sa.String(20))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reviewed_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     contact: Mapped[Contact | None] = relationship(back_populates="inbound_messages")

@@ -18,6 +18,7 @@ from flask_login import current_user
 
 from app.extensions import db
 from app.htmx import is_htmx, vary_on_htmx, wants_partial
+from app.inbound.services import possible_opt_out_count, resolve_possible_opt_out
 from app.jobs.sending import enqueue_sending
 from app.models import Role, utcnow
 from app.pagination import page_number
@@ -29,9 +30,11 @@ from app.sending.attention import (
     resolve_attention,
 )
 from app.system.services import (
+    OPT_OUT_LISTS,
     health_report,
     job_runs_query,
     periodic_job_statuses,
+    possible_opt_outs_context,
     queue_statuses,
     worker_statuses,
 )
@@ -58,6 +61,8 @@ def index():
         by_status=messages_by_status(utcnow() - timedelta(days=7)),
         attention=_attention_page(),
         attention_total=needs_attention_count(current_app.config["STALE_CLAIM_SECONDS"]),
+        opt_outs_total=possible_opt_out_count(),
+        **possible_opt_outs_context("system"),
         health=health_report(current_app),
         queues=queue_statuses(current_app),
         workers=worker_statuses(current_app),
@@ -111,3 +116,43 @@ def resolve(message_id: int):
             "system/partials/_attention.html", attention=_attention_page()
         ) + render_template("partials/_flash_oob.html")
     return redirect(url_for("system.index") + "#system-attention")
+
+
+@bp.get("/possible-opt-outs")
+def possible_opt_outs():
+    """Replies that read like an opt-out: their own partial (htmx "more"), or the System page."""
+    if not wants_partial():
+        return redirect(url_for("system.index") + "#system-opt-outs")
+    return vary_on_htmx(
+        current_app.make_response(
+            render_template(
+                "system/partials/_possible_opt_outs.html",
+                **possible_opt_outs_context("system", page_number()),
+            )
+        )
+    )
+
+
+@bp.post("/possible-opt-outs/<int:inbound_id>")
+@require_role(Role.OPERATOR)
+def decide_possible_opt_out(inbound_id: int):
+    """Unsubscribe the sender of a reply that reads like an opt-out, or keep them."""
+    decision = request.form.get("decision", "")
+    if decision not in {"unsubscribe", "keep"}:
+        raise ValidationError("Choose whether to unsubscribe this person or keep them subscribed.")
+    where = request.form.get("where") if request.form.get("where") in OPT_OUT_LISTS else "system"
+    message = resolve_possible_opt_out(
+        inbound_id, unsubscribe=decision == "unsubscribe", user=current_user
+    )
+    db.session.commit()
+    if decision == "unsubscribe":
+        flash(f"{message.phone} is unsubscribed.", "success")
+    else:
+        flash(f"{message.phone} stays subscribed.", "success")
+    if is_htmx():
+        return render_template(
+            "system/partials/_possible_opt_outs.html", **possible_opt_outs_context(where)
+        ) + render_template("partials/_flash_oob.html")
+    if where == "dashboard":
+        return redirect(url_for("dashboard.index") + "#dashboard-opt-outs")
+    return redirect(url_for("system.index") + "#system-opt-outs")

@@ -12,6 +12,7 @@ from rq import Worker
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db, get_redis
+from app.inbound.services import possible_opt_outs_query
 from app.jobs import QUEUES, get_queue
 from app.jobs.schedule import PERIODIC_JOBS, PeriodicJob
 from app.models import JobRun
@@ -101,3 +102,17 @@ def job_runs_query(name: str = "") -> sa.Select[tuple[JobRun]]:
     if name:
         query = query.where(JobRun.name == name)
     return query
+
+
+# Where the possible opt-outs are listed: the System page (20 a page) and the overview (5).
+OPT_OUT_LISTS = {
+    "system": ("system-opt-outs-list", 20),
+    "dashboard": ("dashboard-opt-outs-list", 5),
+}
+
+
+def possible_opt_outs_context(where: str = "system", page: int = 1) -> dict[str, Any]:
+    """The possible opt-outs list as one of its two places shows it."""
+    target, per_page = OPT_OUT_LISTS[where]
+    opt_outs = db.paginate(possible_opt_outs_query(), page=page, per_page=per_page, error_out=False)
+    return dict(opt_outs=opt_outs, opt_outs_where=where, opt_outs_target=target)

@@ -211,6 +211,7 @@ def test_a_killed_worker_whose_callbacks_arrive_first_loses_no_follow_up(live, w
     enqueue_sending(live)
     done = run_worker_py(["worker", "--burst"], env)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert {m.status for m in rows(Step.SECOND)} == {MessageStatus.SENT}
+    # Accepted, and maybe already delivered: the fake's receipts keep coming to gunicorn.
+    assert {m.status for m in rows(Step.SECOND)} <= {MessageStatus.SENT, MessageStatus.DELIVERED}
     assert len(rows(Step.SECOND)) == PEOPLE
     assert fake.stats()["accepted"] == 2 * PEOPLE and fake.stats()["duplicates"] == 0
