@@ -23,6 +23,7 @@ def create_app(config: dict[str, Any] | None = None, **overrides: Any) -> Flask:
     )
     app.config.update(config)
     app.config.update(overrides)
+    register_clock(app)
 
     from app.cli import register_cli
     from app.errors import register_error_handlers
@@ -35,6 +36,14 @@ def create_app(config: dict[str, Any] | None = None, **overrides: Any) -> Flask:
     register_cli(app)
     register_template_helpers(app)
     return app
+
+
+def register_clock(app: Flask) -> None:
+    """Real time, unless APP_CLOCK_START moves the clock (development, browser tests)."""
+    from app.models.types import set_clock_start
+
+    if app.config.get("CLOCK_START") is not None:
+        set_clock_start(app.config["CLOCK_START"])
 
 
 def register_extensions(app: Flask) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -122,6 +122,21 @@ def production_problems(config: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _clock_start(env: dict[str, str], production: bool) -> datetime | None:
+    raw = _str(env, "APP_CLOCK_START")
+    if not raw:
+        return None
+    if production:
+        raise ConfigError("APP_CLOCK_START is for development and tests: unset it in production")
+    try:
+        start = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ConfigError(f"APP_CLOCK_START must be an ISO 8601 time, got {raw!r}") from None
+    if start.tzinfo is None:
+        raise ConfigError("APP_CLOCK_START needs a UTC offset, like 2026-12-01T08:46:00+00:00")
+    return start
+
+
 def _secret_key(env: dict[str, str], production: bool) -> str:
     key = _str(env, "SECRET_KEY")
     if key or production:
@@ -235,6 +250,9 @@ def load_config(env: dict[str, str] | None = None) -> dict[str, Any]:
         "PROXY_FIX_HOPS": _int(env, "PROXY_FIX_HOPS", 1 if env.get("DYNO") else 0),
         "ON_HEROKU": bool(env.get("DYNO")),
         "PRODUCTION": production,
+        # Development and browser tests only: the app's clock starts at this ISO 8601 time and
+        # runs on from there (a night-time test of quiet hours). Refused in production.
+        "CLOCK_START": _clock_start(env, production),
         # Cookies and sessions.
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -52,6 +52,7 @@ from app.jobs.sending import enqueue_sending
 from app.models import Broadcast, BroadcastStatus, Role
 from app.pagination import page_number
 from app.security import require_role
+from app.sending.quiet import quiet_warning, quiet_window, window_label
 from app.sending.sms import count_sms
 from app.sends.results import STATUSES, clean_filters, outcome_csv, recipients_page
 from app.sends.stats import display_stats
@@ -112,7 +113,13 @@ def _upcoming_context(upcoming: Broadcast, values: dict[str, str] | None = None)
 
 
 def _next_run_context(upcoming: Broadcast) -> dict[str, Any]:
-    return dict(upcoming=upcoming, run_at=run_time(upcoming), zone_label=zone_label(_zone()))
+    run_at = run_time(upcoming)
+    return dict(
+        upcoming=upcoming,
+        run_at=run_at,
+        zone_label=zone_label(_zone()),
+        run_warning=quiet_warning(run_at, _zone(), quiet_window(current_app)) if run_at else None,
+    )
 
 
 def _schedule_context(values: dict[str, str] | None = None, errors=None, saved=False):
@@ -124,6 +131,7 @@ def _schedule_context(values: dict[str, str] | None = None, errors=None, saved=F
         schedule_errors=errors or {},
         schedule_saved=saved,
         versions=schedule_versions(SCHEDULE_VERSIONS_SHOWN),
+        quiet=window_label(window) if (window := quiet_window(current_app)) else None,
         time_choices=time_choices(),
         zone_label=zone_label(_zone()),
         can_edit=current_user.has_role(Role.OPERATOR),
@@ -221,8 +229,13 @@ def sms_count():
 # -- send now and test send ----------------------------------------------------------------------
 def _send_now_context(error: str | None = None) -> dict[str, Any]:
     upcoming = upcoming_or_draft(_zone())
-    preview = send_now_preview(upcoming)
-    return dict(upcoming=upcoming, refusal=error or preview.refusal, estimate=preview.estimate)
+    preview = send_now_preview(upcoming, zone=_zone(), window=quiet_window(current_app))
+    return dict(
+        upcoming=upcoming,
+        refusal=error or preview.refusal,
+        estimate=preview.estimate,
+        warning=preview.warning,
+    )
 
 
 @bp.get("/send-now")
@@ -247,8 +260,10 @@ def create_send_now():
             return _page(render_template("broadcasts/partials/_send_now.html", **context), 422)
         return _page(render_template("broadcasts/send_now.html", **context), 422)
     enqueue_sending(current_app)
+    held = quiet_warning(started.started_at, _zone(), quiet_window(current_app))
     flash(
-        f"Broadcast {started.id} is sending to {started.recipient_count or 0:,} recipients.",
+        f"Broadcast {started.id} is sending to {started.recipient_count or 0:,} recipients."
+        + (f" {held}" if held else ""),
         "success",
     )
     target = url_for("broadcasts.show", broadcast_id=started.id)
@@ -290,6 +305,7 @@ def update_schedule():
             user=current_user,
             batch_max=current_app.config["BATCH_SIZE_MAX"],
             zone=_zone(),
+            window=quiet_window(current_app),
         )
     except ValidationError as exc:
         db.session.rollback()

@@ -35,6 +35,7 @@ from app.models import (
 )
 from app.segments.services import Audience, resolve_segment_contact_ids
 from app.sending.outbound import insert_first_messages
+from app.sending.quiet import quiet_warning, slot_refusal
 from app.sends.stats import initial_stats, store_stats
 from app.validation import ValidationError
 
@@ -83,16 +84,21 @@ def save_schedule(
     user: User | None,
     batch_max: int,
     zone: str,
+    window: tuple[time, time] | None = None,
 ) -> ScheduleVersion:
     """A new schedule version (the old ones stay as history); re-plans the upcoming broadcast.
 
-    Times must fall on 15-minute steps; the caller commits.
+    Times must fall on 15-minute steps and, when quiet hours are on (`window`), inside the
+    sending window; the caller commits.
     """
     for day, at in times.items():
         if day not in WEEKDAYS:
             raise ValidationError(f"Unknown weekday {day!r}.", day)
         if at is not None and (at.minute % 15 or at.second or at.microsecond):
             raise ValidationError("Times go in 15-minute steps (09:00, 09:15, …).", day)
+        refusal = slot_refusal(day, at, window) if at is not None else None
+        if refusal:
+            raise ValidationError(refusal, day)
     check_batch_size(default_batch_size, batch_max, "default_batch_size")
     version = ScheduleVersion(
         default_batch_size=default_batch_size,
@@ -614,15 +620,25 @@ def send_now_check(upcoming: Broadcast | None, now: datetime | None = None) -> s
 class SendNowPreview:
     refusal: str | None
     estimate: int | None  # recipients it would reach now, when it may go
+    warning: str | None = None  # quiet hours: when the texts will really go out
 
 
-def send_now_preview(upcoming: Broadcast, now: datetime | None = None) -> SendNowPreview:
-    """What the send-now confirmation says: why not, or how many people it reaches now."""
+def send_now_preview(
+    upcoming: Broadcast,
+    now: datetime | None = None,
+    *,
+    zone: str,
+    window: tuple[time, time] | None = None,
+) -> SendNowPreview:
+    """What the send-now confirmation says: why not, or how many people it reaches now, and
+    whether quiet hours will hold the texts."""
+    now = now or utcnow()
     refusal = send_now_check(upcoming, now)
     if refusal:
         return SendNowPreview(refusal, None)
+    warning = quiet_warning(now, zone, window)
     try:
-        return SendNowPreview(None, recipient_estimate(upcoming))
+        return SendNowPreview(None, recipient_estimate(upcoming), warning)
     except ValidationError as exc:
         return SendNowPreview(f"A segment of this broadcast does not work: {exc.message}", None)
 

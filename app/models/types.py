@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,8 +16,19 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
+# The app's clock runs this far from the real one: zero, except when development or a browser
+# test starts it at another time (APP_CLOCK_START; set by create_app, refused in production).
+_clock_offset = timedelta(0)
+
+
+def set_clock_start(start: datetime | None) -> None:
+    """Start the app's clock at `start` (it runs on from there), or put it back on real time."""
+    global _clock_offset
+    _clock_offset = (start - datetime.now(UTC)) if start is not None else timedelta(0)
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return datetime.now(UTC) + _clock_offset
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -402,10 +402,10 @@ def test_a_bad_schedule_is_refused_with_a_message_and_not_saved(operator_client,
 
 def test_schedule_without_htmx_redirects(operator_client):
     response = operator_client.post(
-        "/broadcasts/schedule", data={"friday": "08:45", "default_batch_size": "10"}
+        "/broadcasts/schedule", data={"friday": "09:45", "default_batch_size": "10"}
     )
     assert response.status_code == 302
-    assert db.session.scalar(sa.select(ScheduleVersion.friday)) == time(8, 45)
+    assert db.session.scalar(sa.select(ScheduleVersion.friday)) == time(9, 45)
 
 
 # -- send now and test send -----------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -94,26 +95,28 @@ def _check(result: subprocess.CompletedProcess, what: str) -> None:
         raise RuntimeError(f"{what} failed:\n{result.stdout}\n{result.stderr}")
 
 
-@pytest.fixture(scope="session")
-def live_server() -> Iterator[LiveServer]:
-    """gunicorn serving the app, as the Procfile runs it, on a freshly migrated database."""
+@contextlib.contextmanager
+def serve(database: str, redis_url: str, log_name: str, **extra: str) -> Iterator[LiveServer]:
+    """gunicorn serving the app, as the Procfile runs it, on a freshly migrated database with
+    the demo data; `extra` adds to (or overrides) the server's environment."""
     OUTPUT_DIR.mkdir(exist_ok=True)
     # The port is chosen first: Twilio signs the public URL, which must be this server's.
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = test_env(
-        DATABASE_URL=recreate_database(E2E_DATABASE),
-        REDIS_URL=E2E_REDIS_URL,
+    settings = {
         # A fresh prefix per run: no sign-in attempts counted by an earlier run.
-        RATELIMIT_KEY_PREFIX=f"broadcaster-e2e-{uuid.uuid4().hex[:8]}",
+        "RATELIMIT_KEY_PREFIX": f"broadcaster-e2e-{uuid.uuid4().hex[:8]}",
         # Sends go out whatever the hour the tests run, quickly, with receipts a second later.
-        QUIET_HOURS="off",
-        SEND_RATE_MPS="50",
-        SIMULATOR_STATUS_DELAY_SECONDS="1",
+        "QUIET_HOURS": "off",
+        "SEND_RATE_MPS": "50",
+        "SIMULATOR_STATUS_DELAY_SECONDS": "1",
         # Signed Twilio webhooks (tests/browser/test_inbound_timeline.py); sends stay simulated.
-        TWILIO_AUTH_TOKEN=TWILIO_AUTH_TOKEN,
-        PUBLIC_BASE_URL=url,
-        TRANSPORT="simulator",
+        "TWILIO_AUTH_TOKEN": TWILIO_AUTH_TOKEN,
+        "PUBLIC_BASE_URL": url,
+        "TRANSPORT": "simulator",
+    }
+    env = test_env(
+        DATABASE_URL=recreate_database(database), REDIS_URL=redis_url, **{**settings, **extra}
     )
     process: subprocess.Popen | None = None
     try:
@@ -127,7 +130,7 @@ def live_server() -> Iterator[LiveServer]:
         )
         # Demo contacts, segments, a schedule and an upcoming broadcast: pages show real content.
         _check(run_flask(["seed-demo"], env), "flask seed-demo")
-        log_path = OUTPUT_DIR / "browser-server.log"
+        log_path = OUTPUT_DIR / log_name
         with log_path.open("w") as log_file:
             process = subprocess.Popen(
                 [
@@ -159,7 +162,14 @@ def live_server() -> Iterator[LiveServer]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        drop_database(E2E_DATABASE)
+        drop_database(database)
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[LiveServer]:
+    """The suite's server: real time, quiet hours off."""
+    with serve(E2E_DATABASE, E2E_REDIS_URL, "browser-server.log") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
