@@ -9,9 +9,9 @@ from flask import Blueprint, current_app, render_template
 from app.broadcasts.display import zone_label
 from app.broadcasts.services import active_schedule, latest_broadcast, run_time, upcoming_broadcast
 from app.dashboard.services import audience_summary, last_job_run, messages_sent_since
+from app.inbound.services import possible_opt_out_count
 from app.models import utcnow
 from app.sends.stats import display_stats
-from app.inbound.services import possible_opt_out_count
 from app.system.services import health_report, possible_opt_outs_context
 
 bp = Blueprint("dashboard", __name__)

@@ -68,3 +68,49 @@ def next_opening(now: datetime, zone: ZoneInfo, window: tuple[time, time]) -> da
     day = local.date() if current < start else local.date() + timedelta(days=1)
     opening = datetime.combine(day, start, tzinfo=zone)
     return opening.astimezone(now.tzinfo)
+
+
+def clock(at: time) -> str:
+    """`9:00 AM`, `midnight` for the end of the day."""
+    if at == time.max:
+        return "midnight"
+    return at.strftime("%-I:%M %p")
+
+
+def window_label(window: tuple[time, time]) -> str:
+    return f"{clock(window[0])}–{clock(window[1])}"
+
+
+def inside(at: time, window: tuple[time, time]) -> bool:
+    """Whether a local wall-clock time falls inside the sending window."""
+    start, end = window
+    return start <= at < end if start <= end else (at >= start or at < end)
+
+
+def slot_refusal(day: str, at: time, window: tuple[time, time] | None) -> str | None:
+    """Why a weekly slot (org time) cannot be used, or None: it falls in quiet hours, so every
+    text of that broadcast would wait for the window to open."""
+    if window is None or inside(at, window):
+        return None
+    return (
+        f"{day.capitalize()} {clock(at)} is in quiet hours: texts go out only "
+        f"{window_label(window)} recipients' time, so the broadcast would wait until "
+        f"{clock(window[0])}. Choose a time inside that window, or change quiet hours in Settings."
+    )
+
+
+def quiet_warning(when: datetime, zone: str, window: tuple[time, time] | None) -> str | None:
+    """What to say before a send starts at `when` outside the window in the organisation's zone:
+    "It is 3:46 AM in Detroit: texts will go out from 9:00 AM recipients' time." None inside
+    it, or when quiet hours are off."""
+    if window is None:
+        return None
+    tz = _zone(zone) or ZoneInfo("UTC")
+    local = when.astimezone(tz)
+    if inside(local.time(), window):
+        return None
+    place = zone.rsplit("/", 1)[-1].replace("_", " ")
+    return (
+        f"It is {clock(local.time())} in {place}: texts will go out from {clock(window[0])} "
+        "recipients' time (quiet hours); until then they are held."
+    )
