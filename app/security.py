@@ -6,7 +6,6 @@ import hmac
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, current_app, jsonify, redirect, request, url_for
 from flask_login import current_user
@@ -48,14 +47,6 @@ def require_role(role: Role | str) -> Callable[[F], F]:
         return wrapped  # type: ignore[return-value]
 
     return decorator
-
-
-def is_safe_next(target: str | None) -> bool:
-    """Only same-site paths are followed after sign-in (no open redirects)."""
-    if not target:
-        return False
-    parts = urlsplit(target)
-    return not parts.scheme and not parts.netloc and target.startswith("/") and "\\" not in target
 
 
 def _unauthorized() -> Response:
