@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
@@ -142,6 +151,17 @@ def update_replies():
         ),
         "Automatic replies saved.",
     )
+
+
+@bp.post("/sms-count")
+@require_role(Role.ADMIN)
+def sms_count():
+    """The live character and SMS count of an automatic reply being typed."""
+    field = request.args.get("field", "")
+    if field not in ("help_reply", "opt_out_reply"):
+        abort(404)
+    count = count_sms(request.form.get(field, "")[:4000].strip())
+    return render_template("settings/partials/_reply_count.html", field=field, count=count)
 
 
 @bp.get("/users")

@@ -20,7 +20,7 @@ from app.settings.services import (
     opt_out_reply,
     quiet_hours,
 )
-from tests.support import by_id
+from tests.support import HX, by_id
 
 
 def audits(action: str) -> list[AuditLog]:
@@ -148,3 +148,13 @@ def test_only_admins_change_compliance_settings(operator_client, path):
     assert operator_client.post(path, data={}).status_code == 403
     html = operator_client.get("/settings/").get_data(as_text=True)
     assert "settings-quiet-form" not in html and "settings-keywords-form" not in html
+
+
+def test_the_reply_counter_follows_what_is_typed(admin_client):
+    response = admin_client.post(
+        "/settings/sms-count?field=help_reply", data={"help_reply": "Réponds STOP 🗳"}, headers=HX
+    )
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "<html" not in html
+    assert "1 SMS (UCS-2)" in by_id(html, "settings-help_reply-count").text
+    assert admin_client.post("/settings/sms-count?field=other", headers=HX).status_code == 404
