@@ -93,9 +93,11 @@ def classify(body: str, lists: KeywordLists = DEFAULT_LISTS) -> Keyword | None:
     "stop by later", "Stop please" and "don't stop" are replies: a message that merely contains
     a keyword never unsubscribes anyone (the predecessor's mistake, SPEC 9).
     """
-    if len(body or "") > 4 * MAX_KEYWORD_LENGTH:  # longer than any keyword: skip the work
+    if len(body or "") > 2_000:  # no SMS is longer (Twilio's limit is 1,600 characters)
         return None
     word = keyword_form(body)
+    if len(word) > MAX_KEYWORD_LENGTH:  # longer than any keyword: skip the set lookups
+        return None
     if word in lists.opt_out:
         return Keyword.STOP
     if word in lists.opt_in:
@@ -135,6 +137,14 @@ POSSIBLE_OPT_OUT_PATTERNS = (
     r"\b(?:wrong number|who is this)\b.*\bstop\b",
     r"^(?:please |pls |plz )?stop(?: it)?(?: please| pls| plz)?[.!]*$",
     r"^stop[.!]* (?:please|pls|plz|now|thanks|thank you)\b",
+    r"\b(?:stop|quit|cease) (?:texting|messaging|sending|contacting)\b",
+    r"\brevoke (?:my )?(?:consent|permission)\b",
+    r"\bunsub\b",
+    # An opt-out word with only courtesy or emphasis around it: "unsubscribe please",
+    # "cancel pls", "END NOW", "stop stop", "STOP 🛑".
+    r"^(?:please |pls |plz )?(?:stop|stopall|unsubscribe|unsub|cancel|end|quit|revoke|opt ?-?out)"
+    r"(?: (?:please|pls|plz|now|thanks|thank you|asap|immediately|already|all|it|me|stop|"
+    r"unsubscribe|cancel|end|quit|revoke|this|these|texts?|messages?|consent))+$",
 )
 _POSSIBLE = re.compile("|".join(f"(?:{p})" for p in POSSIBLE_OPT_OUT_PATTERNS))
 
@@ -142,4 +152,8 @@ _POSSIBLE = re.compile("|".join(f"(?:{p})" for p in POSSIBLE_OPT_OUT_PATTERNS))
 def looks_like_opt_out(body: str) -> bool:
     """Whether a reply (not a keyword) reads like someone asking not to be texted any more."""
     text = " ".join(unicodedata.normalize("NFKC", body or "").lower().replace("’", "'").split())
-    return bool(text) and len(text) <= 500 and _POSSIBLE.search(text) is not None
+    if not text or len(text) > 500:
+        return False
+    # Emoji, symbols and punctuation between words count as spaces ("STOP 🛑", "stop!!! stop").
+    words = " ".join("".join(c if c.isalnum() or c in "'-" else " " for c in text).split())
+    return _POSSIBLE.search(text) is not None or _POSSIBLE.search(words) is not None

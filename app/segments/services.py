@@ -39,6 +39,7 @@ from app.segments.rules import CompileContext, compile_rule, iter_conditions, va
 from app.segments.sql_guard import check_segment_sql
 from app.validation import ValidationError
 
+RAW_SQL_WORK_MEM = "4MB"
 RAW_SQL_TIMEOUT_MS = 5_000
 RAW_SQL_COUNT_CACHE_SECONDS = 60
 SEGMENT_SCHEMA = "segment_data"  # the views raw SQL reads (migration 0005)
@@ -201,6 +202,9 @@ def _become_reader(quoted_role: str) -> None:
     """Inside the raw SQL savepoint: only the segment views, as the reader role, with a timeout.
     Said again before each statement, so nothing an earlier one did can carry over."""
     db.session.execute(sa.text(f"SET LOCAL statement_timeout = {RAW_SQL_TIMEOUT_MS}"))
+    # Sorts and hashes spill to disk early instead of growing in memory (the timeout bounds
+    # time, not memory).
+    db.session.execute(sa.text(f"SET LOCAL work_mem = '{RAW_SQL_WORK_MEM}'"))
     db.session.execute(sa.text(f"SET LOCAL ROLE {quoted_role}"))
     db.session.execute(sa.text(f"SET LOCAL search_path = {SEGMENT_SCHEMA}, pg_catalog, pg_temp"))
 

@@ -96,7 +96,7 @@ ALLOWED_FUNCTIONS = frozenset(
     row_number rank dense_rank percent_rank cume_dist ntile lag lead first_value last_value
     nth_value
     lower upper initcap length char_length character_length octet_length substr substring
-    left right position strpos starts_with replace translate btrim ltrim rtrim lpad rpad
+    left right position strpos starts_with replace translate btrim ltrim rtrim 
     concat concat_ws split_part reverse regexp_replace regexp_match regexp_like like_escape
     similar_to_escape
     abs round floor ceil ceiling trunc mod sign
@@ -245,11 +245,46 @@ def _parse(sql: str) -> ast.SelectStmt:
     return statement
 
 
+def _cte_references(root: ast.SelectStmt) -> set[int]:
+    """The table references (by node id) that name a CTE in scope where they stand, as
+    PostgreSQL resolves them: a WITH's names are seen by the SELECT it belongs to and what is
+    nested in it, each CTE by the ones after it (all of them with RECURSIVE), never by its own
+    body otherwise. Any other bare name is a real table and must be on the allow list."""
+    found: set[int] = set()
+    stack: list[tuple[ast.Node, frozenset[str]]] = [(root, frozenset())]
+    while stack:
+        node, scope = stack.pop()
+        if isinstance(node, ast.RangeVar):
+            if not node.schemaname and not node.catalogname and node.relname in scope:
+                found.add(id(node))
+            continue
+        inner = scope
+        with_clause = node.withClause if isinstance(node, ast.SelectStmt) else None
+        if with_clause is not None:
+            ctes = [c for c in with_clause.ctes or () if isinstance(c, ast.CommonTableExpr)]
+            if with_clause.recursive:
+                inner = scope | {c.ctename for c in ctes}
+                stack.extend((c.ctequery, inner) for c in ctes)
+            else:
+                seen = set(scope)
+                for cte in ctes:
+                    stack.append((cte.ctequery, frozenset(seen)))
+                    seen.add(cte.ctename)
+                inner = frozenset(seen)
+        for slot in node.__slots__:
+            if slot == "withClause" and with_clause is not None:
+                continue
+            for child in _children(getattr(node, slot, None)):
+                stack.append((child, inner))
+    return found
+
+
 class _Scope:
     """Every name the query defines, gathered before checking: which aliases stand for which
     allowed tables, and the names of CTEs, subquery aliases and output columns."""
 
     def __init__(self, root: ast.SelectStmt) -> None:
+        self.cte_refs = _cte_references(root)
         self.ctes: set[str] = set()
         self.derived: set[str] = set()  # aliases of CTEs, subqueries, functions; output names
         self.tables: dict[str, set[str]] = {}  # alias or table name -> allowed tables
@@ -274,7 +309,7 @@ class _Scope:
                     if isinstance(call, ast.FuncCall):  # unnest(x) without an alias: "unnest"
                         self.derived.update(_strings(call.funcname)[-1:])
             if isinstance(node, ast.RangeVar) and node.relname in ALLOWED_COLUMNS:
-                if node.relname in self.ctes and not node.schemaname:
+                if id(node) in self.cte_refs:
                     continue
                 key = node.alias.aliasname if node.alias else node.relname
                 self.tables.setdefault(key, set()).add(node.relname)
@@ -332,6 +367,11 @@ class _Checker:
             raise _problem("FOR UPDATE / FOR SHARE locks rows: a segment may only read.")
 
     def _check_CommonTableExpr(self, node: ast.CommonTableExpr) -> None:
+        if node.ctename.startswith("pg_"):
+            raise _problem(
+                f"Name the WITH query something else than {_name(node.ctename)}: names "
+                "starting with pg_ belong to PostgreSQL."
+            )
         if not isinstance(node.ctequery, ast.SelectStmt):
             raise _problem(
                 f"A segment may only read: the WITH clause holds {_statement_word(node.ctequery)}."
@@ -346,7 +386,7 @@ class _Checker:
                 f"Name tables without a schema ({_name(qualified)}): a segment reads only "
                 f"{_table_list()}."
             )
-        if node.relname in self.scope.ctes or node.relname in ALLOWED_COLUMNS:
+        if id(node) in self.scope.cte_refs or node.relname in ALLOWED_COLUMNS:
             return
         raise _problem(
             f"The query reads the table {_name(node.relname)}, which segments may not read. "
@@ -434,6 +474,14 @@ def _table_list() -> str:
 def check_segment_sql(sql: str) -> str:
     """The query as it will run (one SELECT, printed back from PostgreSQL's syntax tree), or
     ValidationError(field="raw_sql") naming what is not allowed. A trailing semicolon is fine."""
-    statement = _parse(sql)
-    _Checker(statement).run()
-    return RawStream()(statement)
+    if "\x00" in (sql or ""):
+        raise _problem("The query contains a NUL character: remove it.")
+    try:
+        statement = _parse(sql)
+        _Checker(statement).run()
+        return RawStream()(statement)
+    except RecursionError:
+        raise _problem(
+            "The query is nested too deeply to check: simplify it (fewer nested expressions "
+            "or subqueries)."
+        ) from None

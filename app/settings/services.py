@@ -5,6 +5,7 @@ from `current_app`; writes are audited and the caller commits."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from app.audit.services import record_audit
@@ -47,31 +48,36 @@ def quiet_hours(default: tuple[str, str] | None) -> tuple[str, str] | None:
     return (str(raw[0]), str(raw[1])) if raw else None
 
 
+_CLOCK_TIME = re.compile(r"^([0-9]{2}):([0-9]{2})$", re.ASCII)
+
+
 def parse_quiet_hours_form(form: dict[str, str]) -> tuple[str, str] | None:
     """The Settings form's values (`enabled`, `start`, `end`, HH:MM in 15-minute steps) as a
-    window, or None for off. ValidationError names the field."""
+    window, or None for off. The window runs from start to end on the same day (an end of
+    24:00 is midnight). ValidationError names the field."""
     if not form.get("enabled"):
         return None
-    window = []
+    minutes = {}
     for field, label in (("start", "The start"), ("end", "The end")):
-        raw = (form.get(field) or "").strip()
-        try:
-            hours, minutes = (int(part) for part in raw.split(":"))
-        except ValueError:
-            raise ValidationError(f"{label} must be a time from the list.", field) from None
-        if not (0 <= hours <= 23 or (hours == 24 and minutes == 0)) or minutes not in (
-            0,
-            15,
-            30,
-            45,
-        ):
-            raise ValidationError(f"{label} must fall on a 15-minute step.", field)
-        window.append(f"{hours:02d}:{minutes:02d}")
-    if window[0] == window[1] or (window[0] == "00:00" and window[1] == "24:00"):
+        match = _CLOCK_TIME.match((form.get(field) or "").strip())
+        if match is None:
+            raise ValidationError(f"{label} must be a time from the list.", field)
+        hours, mins = int(match.group(1)), int(match.group(2))
+        value = hours * 60 + mins
+        if mins % 15 or value > 24 * 60 or (field == "start" and value == 24 * 60):
+            raise ValidationError(f"{label} must be a time from the list (15-minute steps).", field)
+        minutes[field] = value
+    if minutes["start"] == minutes["end"]:
         raise ValidationError(
             "The start and the end are the same time: turn quiet hours off instead.", "end"
         )
-    return window[0], window[1]
+    if minutes["start"] > minutes["end"]:
+        raise ValidationError(
+            "The end must come after the start: texts go out from the start to the end of the "
+            "same day, recipients' time.",
+            "end",
+        )
+    return tuple(f"{minutes[f] // 60:02d}:{minutes[f] % 60:02d}" for f in ("start", "end"))
 
 
 def save_quiet_hours(window: tuple[str, str] | None, *, user: User | None) -> None:

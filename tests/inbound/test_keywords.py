@@ -158,6 +158,16 @@ def test_what_cannot_be_a_keyword_is_refused(raw):
         "STOP IT",
         "stop. thanks",
         "wrong number, stop",
+        "unsubscribe please",
+        "cancel please",
+        "End please",
+        "opt-out please",
+        "Revoke consent",
+        "quit texting me",
+        "stop stop",
+        "STOP 🛑",
+        "🛑 STOP",
+        "UNSUB",
     ],
 )
 def test_replies_that_read_like_an_opt_out_are_possible_opt_outs(text):
@@ -182,8 +192,17 @@ def test_replies_that_read_like_an_opt_out_are_possible_opt_outs(text):
         "",
         "nonstop coverage",
         "the end of the article was great",
+        "the end",
+        "cancel the meeting?",
+        "Can I cancel my RSVP",
+        "I quit my job",
     ],
 )
 def test_near_misses_are_plain_replies(text):
     assert classify(text) is None
     assert not looks_like_opt_out(text)
+
+
+@pytest.mark.parametrize("tail", [" " * 100, "!" * 80, "?" * 300, "\n" * 50])
+def test_a_keyword_with_a_long_tail_of_spaces_or_punctuation_is_still_the_keyword(tail):
+    assert classify("STOP" + tail) == Keyword.STOP

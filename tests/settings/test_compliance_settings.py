@@ -54,6 +54,10 @@ def test_admin_turns_quiet_hours_off(admin_client, app):
         ({"enabled": "1", "start": "nine", "end": "20:00"}, "start", "a time from the list"),
         ({"enabled": "1", "start": "09:00", "end": "09:00"}, "end", "the same time"),
         ({"enabled": "1", "start": "09:00", "end": "25:00"}, "end", "15-minute step"),
+        ({"enabled": "1", "start": "24:00", "end": "09:00"}, "start", "15-minute step"),
+        ({"enabled": "1", "start": "20:00", "end": "09:00"}, "end", "must come after the start"),
+        ({"enabled": "1", "start": "٠٩:٠٠", "end": "20:00"}, "start", "a time from the list"),
+        ({"enabled": "1", "start": "1_0:00", "end": "20:00"}, "start", "a time from the list"),
     ],
 )
 def test_a_bad_window_is_a_422_at_its_field_and_nothing_changes(
