@@ -477,6 +477,12 @@ def check_segment_sql(sql: str) -> str:
     if "\x00" in (sql or ""):
         raise _problem("The query contains a NUL character: remove it.")
     try:
+        (sql or "").encode("utf-8")
+    except UnicodeEncodeError:
+        raise _problem(
+            "The query contains a character that is not valid text: remove it."
+        ) from None
+    try:
         statement = _parse(sql)
         _Checker(statement).run()
         return RawStream()(statement)

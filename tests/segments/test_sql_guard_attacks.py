@@ -81,3 +81,7 @@ def test_functions_that_blow_strings_up_are_refused(function):
 
 def test_a_nul_character_is_refused_whatever_follows_it():
     assert "NUL" in refusal("SELECT phone AS phone_number FROM contacts;\x00 DELETE FROM contacts")
+
+
+def test_text_that_is_not_valid_unicode_is_refused():
+    assert "not valid text" in refusal("SELECT '\ud800' AS phone_number")
