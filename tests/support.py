@@ -230,6 +230,19 @@ def run_worker_py(args: list[str], env: dict[str, str], timeout: int = 120):
     )
 
 
+def start_worker_py(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """Start `python worker.py ARGS` in a session of its own, output discarded, so a test can
+    kill it and its RQ work horse together (bench.common.kill_tree)."""
+    return subprocess.Popen(
+        [sys.executable, "worker.py", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -26,7 +24,7 @@ from tests.browser.test_navigation import (
     screenshot,
     sign_in,
 )
-from tests.support import ROOT, database_url_named
+from tests.support import database_url_named, start_worker_py
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ZONE = ZoneInfo("America/Detroit")
@@ -208,14 +206,7 @@ def test_operator_sends_now_and_watches_the_progress_reach_done(
 
     # Only now does a worker (and the scheduler for the simulator's receipts) start.
     processes = [
-        subprocess.Popen(
-            [sys.executable, "worker.py", *args],
-            cwd=ROOT,
-            env=live_server.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        start_worker_py(args, live_server.env)
         for args in (["worker"], ["scheduler", "--interval", "1"])
     ]
     try:

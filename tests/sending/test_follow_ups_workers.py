@@ -39,6 +39,7 @@ from tests.support import (
     make_test_config,
     migrated_scratch_database,
     run_worker_py,
+    start_worker_py,
     test_env,
     twilio_worker_settings,
 )
@@ -165,14 +166,7 @@ def test_a_killed_worker_whose_callbacks_arrive_first_loses_no_follow_up(live, w
     db.session.commit()
     enqueue_sending(live)
 
-    worker = subprocess.Popen(
-        [sys.executable, "worker.py", "worker"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    worker = start_worker_py(["worker"], env)
     try:
         wait_for(lambda: fake.stats()["accepted"] == PEOPLE, 60, "Twilio to accept every message")
     finally:

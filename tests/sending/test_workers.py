@@ -35,6 +35,7 @@ from tests.support import (
     make_test_config,
     migrated_scratch_database,
     run_worker_py,
+    start_worker_py,
     test_env,
     twilio_worker_settings,
 )
@@ -188,14 +189,7 @@ def test_a_worker_killed_mid_batch_leaves_nothing_doubled_or_lost(live, fake, en
     fake.configure(latency_ms=150)
     seed(live, phones(60), second=None)
     env = worker_env(engine_db, settings, SEND_CONCURRENCY="4")
-    worker = subprocess.Popen(
-        [sys.executable, "worker.py", "worker"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    worker = start_worker_py(["worker"], env)
     try:
         deadline = time.monotonic() + 60
         while fake.stats()["accepted"] < 12 and time.monotonic() < deadline:

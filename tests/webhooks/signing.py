@@ -14,6 +14,7 @@ from twilio.request_validator import RequestValidator
 TWILIO_TOKEN = "twilio-test-auth-token"
 MISSIVE_SECRET = "missive-test-secret"
 PUBLIC_BASE_URL = "https://broadcaster.example.org"
+OUR_NUMBER = "+13135559999"  # the number we send from (Twilio and Missive)
 HOOK_SETTINGS = {
     "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
     "MISSIVE_WEBHOOK_SECRET": MISSIVE_SECRET,

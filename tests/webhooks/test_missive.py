@@ -4,7 +4,6 @@ conversations and labels (removal and re-application), and the staff admin actio
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -28,11 +27,10 @@ from app.models import (
 )
 from app.segments.services import Audience, count_rule_contacts
 from tests.factories import ContactFactory, sent_with_follow_up
-from tests.fakes.missive import FakeMissive
-from tests.webhooks.signing import HOOK_SETTINGS, hook_signature, post_missive
+from tests.webhooks.signing import OUR_NUMBER, hook_signature, post_missive
 
 PHONE = "+13135550177"
-OURS = "+13135559999"
+OURS = OUR_NUMBER
 ADMIN = "/webhooks/missive/admin-action"
 
 
@@ -259,23 +257,6 @@ def test_an_unknown_rule_type_is_logged_and_answered(hooks):
 
 
 # -- admin action and Missive notes (missive transport, the fake Missive API) --------------------
-@pytest.fixture
-def fake() -> Iterator[FakeMissive]:
-    with FakeMissive(seed=7) as server:
-        yield server
-
-
-@pytest.fixture
-def missive_app(make_app, fake) -> Flask:
-    return make_app(
-        **HOOK_SETTINGS,
-        TRANSPORT="missive",
-        MISSIVE_API_TOKEN=fake.token,
-        MISSIVE_API_BASE_URL=fake.url + "/v1",
-        MISSIVE_FROM_NUMBER=OURS,
-        MISSIVE_ORGANIZATION_ID="org-1",
-        HELP_REPLY="Reply STOP to stop.",
-    )
 
 
 def run_jobs(app: Flask) -> None:

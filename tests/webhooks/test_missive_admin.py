@@ -5,20 +5,17 @@ and the endpoint can have a secret of its own."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
 
 from app.extensions import db
 from app.models import AuditLog, Contact, Setting, WebhookEvent, utcnow
 from app.webhooks.missive import AdminComment, claim_comment, comment_action
 from tests.factories import ContactFactory
-from tests.fakes.missive import FakeMissive
 from tests.webhooks.signing import HOOK_SETTINGS, hook_signature, post_missive
-from tests.webhooks.test_missive import OURS, PHONE, conversation, incoming, run_jobs
+from tests.webhooks.test_missive import PHONE, conversation, incoming, run_jobs
 
 ADMIN = "/webhooks/missive/admin-action"
 
@@ -52,24 +49,6 @@ def outcomes() -> list[str]:
             .where(WebhookEvent.source == "missive_admin")
             .order_by(WebhookEvent.id)
         )
-    )
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeMissive]:
-    with FakeMissive(seed=11) as server:
-        yield server
-
-
-@pytest.fixture
-def missive_app(make_app, fake) -> Flask:
-    return make_app(
-        **HOOK_SETTINGS,
-        TRANSPORT="missive",
-        MISSIVE_API_TOKEN=fake.token,
-        MISSIVE_API_BASE_URL=fake.url + "/v1",
-        MISSIVE_FROM_NUMBER=OURS,
-        MISSIVE_ORGANIZATION_ID="org-1",
     )
 
 
