@@ -1,4 +1,4 @@
-"""The every-minute tick: start a due broadcast, release due follow-ups and retries, recover
+"""The every-minute tick: start a due broadcast and due campaigns, release due follow-ups and retries, recover
 stale claims, finish broadcasts and refresh their statistics, keep sending."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from app.broadcasts.services import run_due_broadcast
+from app.campaigns.services import run_due_campaigns
 from app.extensions import db
 from app.jobs.runs import recorded_run
 from app.jobs.sending import enqueue_sending
@@ -28,6 +29,12 @@ def tick() -> dict[str, Any]:
     with recorded_run("tick") as run:
         run.counts.update(
             run_due_broadcast(
+                zone=app.config["APP_TIMEZONE"],
+                catch_up_minutes=app.config["BROADCAST_CATCHUP_MINUTES"],
+            )
+        )
+        run.counts.update(
+            run_due_campaigns(
                 zone=app.config["APP_TIMEZONE"],
                 catch_up_minutes=app.config["BROADCAST_CATCHUP_MINUTES"],
             )

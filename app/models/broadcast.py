@@ -89,8 +89,13 @@ class Broadcast(TimestampMixin, db.Model):
     started_by_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="SET NULL")
     )
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
 
-    started_by: Mapped[User | None] = relationship()
+    started_by: Mapped[User | None] = relationship(foreign_keys=[started_by_id])
+    cancelled_by: Mapped[User | None] = relationship(foreign_keys=[cancelled_by_id])
     segment_links: Mapped[list[BroadcastSegment]] = relationship(
         back_populates="broadcast",
         cascade="all, delete-orphan",

@@ -63,6 +63,15 @@ class Campaign(TimestampMixin, db.Model):
     actual_recipients: Mapped[int | None] = mapped_column()
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Why the campaign did not run as planned (a run time missed beyond the catch-up window, a
+    # cancel, a target that stopped working): shown on its page, never silent.
+    status_note: Mapped[str | None] = mapped_column(sa.Text)
+    # The Missive label: None (no label asked), "pending" (a job finds or creates it),
+    # "ready" (missive_label_ids holds it) or "failed" (label_error says why; retried).
+    label_state: Mapped[str | None] = mapped_column(sa.String(20))
+    label_error: Mapped[str | None] = mapped_column(sa.Text)
+    label_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     # SPEC 8 figures, kept up to date by the tick and the drain job (app/sends/stats.py).
     stats: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     stats_version: Mapped[int | None] = mapped_column(sa.SmallInteger)
@@ -70,9 +79,16 @@ class Campaign(TimestampMixin, db.Model):
     created_by_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="SET NULL")
     )
+    started_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
+    cancelled_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
 
     upload: Mapped[Upload | None] = relationship()
-    created_by: Mapped[User | None] = relationship()
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+    cancelled_by: Mapped[User | None] = relationship(foreign_keys=[cancelled_by_id])
 
     def __repr__(self) -> str:
         return f"<Campaign {self.id} {self.status}>"

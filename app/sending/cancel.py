@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import PENDING_STATUSES, MessageStatus, OutboundMessage, Step
 
+SEND_CANCELLED_REASON = "send cancelled"  # a person cancelled the whole send
+
 
 def cancel_pending_messages(
     contact_ids: Iterable[int],

@@ -14,9 +14,15 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
+from app.campaigns.targeting import exclude_clause
 from app.extensions import db
 from app.models import (
     IN_FLIGHT_STATUSES,
+    Broadcast,
+    BroadcastStatus,
+    Campaign,
+    CampaignStatus,
+    CampaignTarget,
     Contact,
     ExcludeReason,
     MessageStatus,
@@ -24,6 +30,7 @@ from app.models import (
     Step,
     utcnow,
 )
+from app.sending.cancel import SEND_CANCELLED_REASON
 from app.sending.contacts import exclude_contacts, unsubscribe_contacts
 from app.sending.outbound import after_first_accepted, replied_since_first_message
 from app.sending.policy import (
@@ -35,9 +42,11 @@ from app.sending.policy import (
 )
 from app.sending.quiet import QUIET_HOLD_NOTE, next_opening, quiet_window, recipient_zone
 from app.sending.transports import OutboundItem, Transport, get_transport, sender_bucket
+from app.validation import ValidationError
 
 log = logging.getLogger(__name__)
 T = OutboundMessage.__table__
+EXCLUDE_RULE_REASON = "now matches the campaign's exclude rule"
 # Results are written as they come, in small bulk statements, so a worker that dies mid-batch
 # leaves as few messages as possible for recovery to look up.
 FLUSH_EVERY = 50
@@ -89,6 +98,7 @@ class Claimed:
     attempts: int
     claimed_at: datetime
     phone: str = ""
+    labels: tuple[str, ...] = ()  # Missive shared labels to apply (a campaign's label)
 
 
 @dataclass
@@ -163,6 +173,7 @@ def screen_claimed(app: Flask, claimed: list[Claimed], summary: BatchSummary) ->
     window = quiet_window(app)
     now = utcnow()
     replied = replied_since_first_message(c.id for c in claimed if c.step == Step.SECOND)
+    sends = screen_sends(app, claimed, now)
     ready, skipped, held, cancelled = [], [], [], []
     for item in claimed:
         contact = contacts.get(item.contact_id)
@@ -174,6 +185,13 @@ def screen_claimed(app: Flask, claimed: list[Claimed], summary: BatchSummary) ->
             # A reply that arrived while this follow-up was already claimed or queued.
             cancelled.append({"_id": item.id, "_reason": "replied"})
             continue
+        if (item.broadcast_id, item.campaign_id) in sends.cancelled:
+            cancelled.append({"_id": item.id, "_reason": SEND_CANCELLED_REASON})
+            continue
+        if (item.campaign_id, item.contact_id) in sends.excluded:
+            skipped.append({"_id": item.id, "_reason": EXCLUDE_RULE_REASON})
+            continue
+        item.labels = sends.labels.get(item.campaign_id, ())
         item.phone = contact.phone
         if window is not None:
             zone = recipient_zone(contact.time_zone, contact.phone, app.config["APP_TIMEZONE"])
@@ -205,10 +223,79 @@ def screen_claimed(app: Flask, claimed: list[Claimed], summary: BatchSummary) ->
     return ready
 
 
+@dataclass
+class SendScreen:
+    """What the sends of a claimed batch say about it: sends cancelled meanwhile (keys
+    `(broadcast_id, campaign_id)`), `(campaign_id, contact_id)` pairs that now match their
+    campaign's exclude rule, and each campaign's Missive labels."""
+
+    cancelled: set[tuple[int | None, int | None]] = field(default_factory=set)
+    excluded: set[tuple[int, int]] = field(default_factory=set)
+    labels: dict[int | None, tuple[str, ...]] = field(default_factory=dict)
+
+
+def screen_sends(app: Flask, claimed: list[Claimed], now: datetime) -> SendScreen:
+    """Per send, once per batch: was it cancelled, who now matches a campaign's exclude rule
+    (SPEC 5: checked again just before each batch goes out), which labels to apply."""
+    screen = SendScreen()
+    broadcast_ids = {c.broadcast_id for c in claimed if c.broadcast_id}
+    campaign_ids = {c.campaign_id for c in claimed if c.campaign_id}
+    if broadcast_ids:
+        for bid in db.session.scalars(
+            sa.select(Broadcast.id).where(
+                Broadcast.id.in_(broadcast_ids), Broadcast.status == BroadcastStatus.CANCELLED
+            )
+        ):
+            screen.cancelled.add((bid, None))
+    if not campaign_ids:
+        return screen
+    campaigns = db.session.execute(
+        sa.select(
+            Campaign.id,
+            Campaign.status,
+            Campaign.target_kind,
+            Campaign.targeting,
+            Campaign.missive_label_ids,
+        ).where(Campaign.id.in_(campaign_ids))
+    ).all()
+    for campaign in campaigns:
+        if campaign.status == CampaignStatus.CANCELLED:
+            screen.cancelled.add((None, campaign.id))
+            continue
+        if campaign.missive_label_ids:
+            screen.labels[campaign.id] = tuple(campaign.missive_label_ids)
+        if campaign.target_kind != CampaignTarget.SEGMENTS or not (campaign.targeting or {}).get(
+            "exclude"
+        ):
+            continue
+        contact_ids = {c.contact_id for c in claimed if c.campaign_id == campaign.id}
+        try:
+            clause = exclude_clause(campaign.targeting, now=now, zone=app.config["APP_TIMEZONE"])
+        except ValidationError as exc:
+            # A segment of the exclude rule no longer works: sending to people it might have
+            # excluded would be a guess, so they are skipped with the reason.
+            log.warning("campaign %s exclude rule failed: %s", campaign.id, exc.message)
+            screen.excluded.update((campaign.id, cid) for cid in contact_ids)
+            continue
+        if clause is None:
+            continue
+        for cid in db.session.scalars(
+            sa.select(Contact.id).where(Contact.id.in_(contact_ids), clause)
+        ):
+            screen.excluded.add((campaign.id, cid))
+    return screen
+
+
 def _send_one(transport: Transport, bucket, item: Claimed) -> SendResult:
     bucket.acquire(item.sms_segments)
     return transport.send(
-        OutboundItem(id=item.id, to=item.phone, body=item.body, sms_segments=item.sms_segments)
+        OutboundItem(
+            id=item.id,
+            to=item.phone,
+            body=item.body,
+            sms_segments=item.sms_segments,
+            labels=item.labels,
+        )
     )
 
 

@@ -18,7 +18,9 @@ from app.extensions import db
 from app.models import (
     ACCEPTED_STATUSES,
     Broadcast,
+    BroadcastStatus,
     Campaign,
+    CampaignStatus,
     InboundMessage,
     MessageStatus,
     OutboundMessage,
@@ -208,12 +210,16 @@ def after_first_accepted(message_ids: Iterable[int], accepted_at: datetime) -> l
     if not firsts:
         return []
     sends: dict[tuple[str, int], tuple[str | None, int]] = {}
-    for model, key in ((Broadcast, "broadcast_id"), (Campaign, "campaign_id")):
+    # A cancelled send gets no new follow-ups (a first message accepted after the cancel).
+    for model, key, cancelled in (
+        (Broadcast, "broadcast_id", BroadcastStatus.CANCELLED),
+        (Campaign, "campaign_id", CampaignStatus.CANCELLED),
+    ):
         wanted = {getattr(row, key) for row in firsts if getattr(row, key)}
         if wanted:
             for send in db.session.execute(
                 sa.select(model.id, model.second_message, model.delay_seconds).where(
-                    model.id.in_(wanted)
+                    model.id.in_(wanted), model.status != cancelled
                 )
             ):
                 sends[(key, send.id)] = (send.second_message, send.delay_seconds)

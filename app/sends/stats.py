@@ -253,6 +253,7 @@ _MODELS = (
     (Broadcast, BroadcastStatus.SENDING, BroadcastStatus.SENT),
     (Campaign, CampaignStatus.SENDING, CampaignStatus.SENT),
 )
+_CANCELLED = {Broadcast: BroadcastStatus.CANCELLED, Campaign: CampaignStatus.CANCELLED}
 
 
 def refresh_recent_stats(now: datetime | None = None) -> int:
@@ -262,11 +263,17 @@ def refresh_recent_stats(now: datetime | None = None) -> int:
     cutoff = now - REFRESH_FINISHED_FOR
     refreshed = 0
     for model, sending, sent in _MODELS:
+        cancelled = _CANCELLED[model]
         recent = db.session.scalars(
             sa.select(model).where(
                 sa.or_(
                     model.status == sending,
-                    sa.and_(model.status == sent, model.finished_at >= cutoff),
+                    # Cancelled ones too: what was with the provider still gets its receipts.
+                    sa.and_(
+                        model.status.in_((sent, cancelled)),
+                        model.finished_at >= cutoff,
+                        model.started_at.is_not(None),
+                    ),
                 )
             )
         ).all()
