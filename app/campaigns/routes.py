@@ -1,11 +1,20 @@
-"""Campaigns pages. Not built yet: the index says so plainly."""
+"""Campaigns pages: the index (upcoming, sending, history), one campaign's page with its results, cancel.
+
+The editing views (new, edit, estimate, preview, delete) live in `app/campaigns/editing.py` and
+register on the same blueprint (imported at the bottom of this module)."""
 
 from __future__ import annotations
 
-from app.placeholders import coming_soon_blueprint
+from flask import Blueprint, render_template
 
-bp = coming_soon_blueprint(
-    "campaigns",
-    "Campaigns",
-    "One-off sends to segments and labels, an uploaded list, or personalized CSV rows: upcoming, new, history and results.",
-)
+bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
+
+
+@bp.get("/")
+def index():  # replaced by the real index
+    return render_template(
+        "placeholders/coming_soon.html", title="Campaigns", description="Being built."
+    )
+
+
+from app.campaigns import editing  # noqa: E402, F401  (registers the editing views on bp)
