@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 import sys
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import click
 import sqlalchemy as sa
@@ -13,16 +14,19 @@ from flask.cli import AppGroup
 
 from app.audit.services import record_audit
 from app.auth.services import create_user, find_user_by_email, list_users
+from app.campaigns.services import CampaignInput, save_campaign
 from app.extensions import db
 from app.models import (
     Broadcast,
     BroadcastSegment,
     BroadcastStatus,
+    Campaign,
     Contact,
     ContactSource,
     Role,
     ScheduleVersion,
     Segment,
+    User,
     utcnow,
 )
 from app.validation import ValidationError
@@ -180,15 +184,37 @@ def seed_demo_command(contact_count: int, force: bool) -> None:
             ],
         )
         db.session.add(upcoming)
+    campaign = _seed_demo_campaign(admin, segments["Downtown & Midtown"], now)
     record_audit("seed_demo", actor="cli", summary=f"Demo data: {len(rows)} new contacts")
     db.session.commit()
 
     total = db.session.scalar(sa.select(sa.func.count()).select_from(Contact))
     click.echo(
         f"Demo data ready: {total} contacts ({len(rows)} new), {len(segments)} segments, "
-        "an upcoming broadcast."
+        f"an upcoming broadcast{', a scheduled campaign' if campaign else ''}."
     )
     click.echo(f"Sign in as {DEMO_ADMIN_EMAIL} with password {DEMO_ADMIN_PASSWORD}")
+
+
+def _seed_demo_campaign(admin: User, segment: Segment, now: datetime) -> Campaign | None:
+    """A scheduled campaign a week from now (10:00 local), unless the demo already has one."""
+    if db.session.scalar(sa.select(Campaign.id).limit(1)) is not None:
+        return None
+    zone = current_app.config["APP_TIMEZONE"]
+    day = (now + timedelta(days=7)).astimezone(ZoneInfo(zone)).date()
+    run_at = datetime.combine(day, time(10, 0), tzinfo=ZoneInfo(zone))
+    values = CampaignInput(
+        title="Election day reminder",
+        first_message=(
+            "Polls are open 7 AM to 8 PM on Tuesday. Find your polling place at "
+            "vote.example.org and reply with any question."
+        ),
+        second_message="Did you find your polling place? Reply and a reporter will help.",
+        delay_seconds=1800,
+        targeting={"include": [[{"type": "segment", "segment_id": segment.id}]], "exclude": []},
+        run_at=run_at,
+    )
+    return save_campaign(None, values, schedule=True, user=admin, now=now, zone=zone)
 
 
 def register_cli(app: Flask) -> None:

@@ -7,7 +7,17 @@ import sqlalchemy as sa
 
 from app.cli import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
 from app.extensions import db
-from app.models import Broadcast, BroadcastStatus, Contact, Role, ScheduleVersion, Segment, User
+from app.models import (
+    Broadcast,
+    BroadcastStatus,
+    Campaign,
+    CampaignStatus,
+    Contact,
+    Role,
+    ScheduleVersion,
+    Segment,
+    User,
+)
 
 
 def test_users_create_then_list(app):
@@ -62,6 +72,7 @@ def _counts() -> tuple[int, int, int, int]:
         count(Segment),
         count(Broadcast, Broadcast.status == BroadcastStatus.UPCOMING),
         count(ScheduleVersion),
+        count(Campaign, Campaign.status == CampaignStatus.SCHEDULED),
     )
 
 
@@ -71,7 +82,7 @@ def test_seed_demo_is_safe_to_run_twice_and_prints_working_credentials(app, clie
     assert first.exit_code == 0, first.output
     assert f"Sign in as {DEMO_ADMIN_EMAIL} with password {DEMO_ADMIN_PASSWORD}" in first.output
     after_first = _counts()
-    assert after_first[0] >= 300 - 1 and after_first[1:] == (2, 1, 1)
+    assert after_first[0] >= 300 - 1 and after_first[1:] == (2, 1, 1, 1)
 
     second = runner.invoke(args=["seed-demo"])
     assert second.exit_code == 0, second.output
