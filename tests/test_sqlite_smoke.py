@@ -27,7 +27,15 @@ def test_main_flow_on_sqlite(tmp_path):
         "/auth/login", data={"email": DEMO_ADMIN_EMAIL, "password": DEMO_ADMIN_PASSWORD}
     )
     assert login.status_code == 302
-    for path in ("/", "/system/", "/settings/", "/settings/users", "/audit/", "/broadcasts/"):
+    for path in (
+        "/",
+        "/system/",
+        "/settings/",
+        "/settings/users",
+        "/audit/",
+        "/broadcasts/",
+        "/campaigns/",
+    ):
         assert client.get(path).status_code == 200, path
     created = client.post(
         "/settings/users",
@@ -51,6 +59,27 @@ def test_main_flow_on_sqlite(tmp_path):
             sa.text("SELECT count(*) FROM broadcasts WHERE status = 'upcoming'")
         )
     assert queued > 0 and upcoming == 1
+
+    # The demo's scheduled campaign starts in the tick's pass once due, on SQLite too.
+    from datetime import timedelta
+
+    from app.campaigns.services import next_campaign, run_due_campaigns
+
+    with app.app_context():
+        campaign = next_campaign()
+        estimate = campaign.estimated_recipients
+        counts = run_due_campaigns(
+            zone=app.config["APP_TIMEZONE"],
+            catch_up_minutes=60,
+            now=campaign.run_at + timedelta(minutes=1),
+        )
+        assert counts["campaigns_started"] == [campaign.id]
+        rows = db.session.scalar(
+            sa.text("SELECT count(*) FROM outbound_messages WHERE campaign_id = :c"),
+            {"c": campaign.id},
+        )
+    assert rows == estimate > 0
+    assert client.get(f"/campaigns/{campaign.id}").status_code in (200, 404)
 
 
 def test_sqlite_enforces_foreign_keys(tmp_path):
