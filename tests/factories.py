@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import factory
+import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
 from app.extensions import db
@@ -22,6 +23,9 @@ from app.models import (
     InboundMessage,
     Keyword,
     MessageStatus,
+    MissiveConversation,
+    MissiveConversationLabel,
+    MissiveLabel,
     OutboundMessage,
     Role,
     Segment,
@@ -265,3 +269,76 @@ def sent_with_follow_up(
         scheduled_for=sent_at + follow_up_in,
     )
     return first, second
+
+
+# -- the Missive mirror and campaign uploads (appended for the campaign tests) ---------------
+class MissiveLabelFactory(BaseFactory):
+    """A mirrored Missive shared label."""
+
+    class Meta:
+        model = MissiveLabel
+
+    missive_id = factory.Sequence(lambda n: f"label-{n:06d}")
+    name = factory.Sequence(lambda n: f"Label {n}")
+
+
+class MissiveConversationFactory(BaseFactory):
+    """A mirrored Missive conversation of a contact."""
+
+    class Meta:
+        model = MissiveConversation
+
+    missive_id = factory.Sequence(lambda n: f"conv-{n:06d}")
+    contact = factory.SubFactory(ContactFactory)
+    phone = factory.LazyAttribute(lambda o: o.contact.phone if o.contact else None)
+
+
+def label_contact(
+    contact: Contact,
+    label: MissiveLabel,
+    *,
+    applied_at: datetime | None = None,
+    first_applied_at: datetime | None = None,
+    removed: bool = False,
+) -> MissiveConversationLabel:
+    """`label` on a conversation of `contact` (its first one, made when it has none), last
+    applied at `applied_at` (default now); `removed=True` as after someone took it off."""
+    conversation = db.session.scalar(
+        sa.select(MissiveConversation)
+        .where(MissiveConversation.contact_id == contact.id)
+        .order_by(MissiveConversation.id)
+        .limit(1)
+    ) or MissiveConversationFactory(contact=contact)
+    applied_at = applied_at or utcnow()
+    link = MissiveConversationLabel(
+        conversation_id=conversation.id,
+        label_id=label.id,
+        first_applied_at=first_applied_at or applied_at,
+        last_applied_at=applied_at,
+        removed=removed,
+        removed_at=utcnow() if removed else None,
+    )
+    db.session.add(link)
+    db.session.flush()
+    return link
+
+
+def upload_rows(
+    upload: Upload, rows: list[tuple[Contact, dict[str, str]]], *, message_column: str = "message"
+) -> list[UploadContact]:
+    """An imported campaign upload's rows as the import leaves them: each contact with its
+    row's `data` (every non-empty column but the phone) and the `message` column's value."""
+    made = []
+    for row_number, (contact, data) in enumerate(rows, start=2):  # row 1 is the header
+        made.append(
+            UploadContact(
+                upload_id=upload.id,
+                contact_id=contact.id,
+                row_number=row_number,
+                message=data.get(message_column),
+                data={k: v for k, v in data.items() if v},
+            )
+        )
+    db.session.add_all(made)
+    db.session.flush()
+    return made
