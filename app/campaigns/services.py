@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -50,11 +51,13 @@ MAX_TITLE_LENGTH = 200
 MAX_LABEL_LENGTH = 100
 MAX_DELAY_SECONDS = 7 * 24 * 3600
 MAX_DAYS_AHEAD = 60
+MAX_ID = 2**31 - 1  # ids are PostgreSQL integers
 SEND_NOW_AFTER = timedelta(minutes=1)  # "send now" runs in a minute: time to take it back
 PREVIEW_ROWS = 5
 MERGE_ISSUES_SHOWN = 50
 EDITABLE = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
 MESSAGE_SOURCES = ("template", "column")  # personalized: a {column} template, or a message column
+MERGE_FIELD = re.compile(r"\{[^{}]+\}")
 
 
 # -- what an operator submits ------------------------------------------------------------------
@@ -139,7 +142,8 @@ def campaign_upload(upload_id: int | str | None, kind: CampaignTarget) -> Upload
         upload_id = int(upload_id) if upload_id.strip().isdigit() else None
     if not upload_id:
         raise ValidationError("Upload a CSV file first.", "upload_id")
-    upload = db.session.get(Upload, upload_id)
+    # An id past the column's range is no upload (and must not reach the database as one).
+    upload = db.session.get(Upload, upload_id) if 0 < upload_id <= MAX_ID else None
     wanted = (
         (UploadPurpose.CAMPAIGN_LIST, UploadPurpose.PERSONALIZED)
         if kind is CampaignTarget.UPLOADED_LIST
@@ -162,6 +166,14 @@ def campaign_upload(upload_id: int | str | None, kind: CampaignTarget) -> Upload
 
 def upload_has_message_column(upload: Upload) -> bool:
     return upload.purpose is UploadPurpose.PERSONALIZED
+
+
+def merge_columns(upload: Upload | None) -> list[str]:
+    """The columns a template may name: every column but the phone, which the import keeps on
+    the contact and not in the row's `data` (so `{phone}` would be empty on every row)."""
+    if upload is None:
+        return []
+    return [c for c in upload.columns if c != upload.phone_column]
 
 
 def check_campaign(values: CampaignInput, *, now: datetime, zone: str) -> CheckedCampaign:
@@ -201,10 +213,17 @@ def check_campaign(values: CampaignInput, *, now: datetime, zone: str) -> Checke
         values.first_message, "first_message", required=first_required, what="first message"
     )
     if kind is CampaignTarget.PERSONALIZED and message_column is None:
-        parse_template(first, upload.columns, field="first_message")
+        parse_template(first, merge_columns(upload), field="first_message")
     elif message_column is not None:
         first = ""
     second = _message(values.second_message, "second_message", required=False, what="follow-up")
+    if kind is CampaignTarget.PERSONALIZED and MERGE_FIELD.search(second):
+        # The follow-up is one text for everyone: a {field} in it would go out as written.
+        raise ValidationError(
+            "The follow-up is the same text for everyone: merge fields such as {column} are "
+            "filled only in the first message.",
+            "second_message",
+        )
     delay = _delay(values.delay_seconds)
     label = " ".join((values.missive_label_name or "").split())
     if "/" in label:
@@ -248,7 +267,7 @@ def _template(campaign: Campaign | CheckedCampaign) -> Template | None:
     if campaign.target_kind is not CampaignTarget.PERSONALIZED or campaign.message_column:
         return None
     upload = db.session.get(Upload, campaign.upload_id)
-    return parse_template(campaign.first_message, upload.columns if upload else [])
+    return parse_template(campaign.first_message, merge_columns(upload))
 
 
 def _field_present(name: str) -> sa.ColumnElement[bool]:
@@ -544,17 +563,20 @@ def save_campaign(
     it `scheduled` (it then needs a run time, or send now); otherwise it is kept as a draft.
     Everything is checked first: a problem raises ValidationError and changes nothing. The
     caller commits, then enqueues `ensure_campaign_label` when `label_state` is "pending"."""
-    if campaign is not None and campaign.status not in EDITABLE:
-        raise ValidationError("This campaign has started: it can no longer be changed.")
+    if campaign is not None:
+        lock_unstarted(campaign, "This campaign has started: it can no longer be changed.")
     checked = check_campaign(values, now=now, zone=zone)
     if schedule and checked.run_at is None:
         raise ValidationError("Choose when to send it, or “Send now”.", "run_at")
     creating = campaign is None
+    # Looked up before a new campaign joins the session: the query would flush it half-filled.
+    relabel = creating or checked.missive_label_name != campaign.missive_label_name
+    label = _label(checked.missive_label_name) if relabel else None
     if campaign is None:
         campaign = Campaign(created_by_id=user.id if user else None)
         db.session.add(campaign)
-    if checked.missive_label_name != campaign.missive_label_name or creating:
-        campaign.label_state, campaign.missive_label_ids = _label(checked.missive_label_name)
+    if label is not None:
+        campaign.label_state, campaign.missive_label_ids = label
         campaign.label_error = None
         campaign.label_attempts = 0
     campaign.title = checked.title
@@ -587,12 +609,20 @@ def save_campaign(
     return campaign
 
 
+def lock_unstarted(campaign: Campaign, refusal: str) -> None:
+    """Lock the campaign's row and read it afresh; ValidationError(refusal) once it has started.
+    The page loaded it earlier: the tick may have started it since, and its claim (a
+    conditional update) now waits for this transaction, so the change cannot undo a start."""
+    db.session.refresh(campaign, with_for_update=True)
+    if campaign.status not in EDITABLE or campaign.started_at is not None:
+        raise ValidationError(refusal)
+
+
 def delete_campaign(
     campaign: Campaign, *, user: User | None, ip_address: str | None = None
 ) -> None:
     """Delete a campaign that has not started; ValidationError otherwise. Audited."""
-    if campaign.status not in EDITABLE or campaign.started_at is not None:
-        raise ValidationError("This campaign has started: it can be cancelled, not deleted.")
+    lock_unstarted(campaign, "This campaign has started: it can be cancelled, not deleted.")
     record_audit(
         "campaign.delete",
         user=user,
@@ -608,6 +638,7 @@ def unschedule_campaign(
     campaign: Campaign, *, user: User | None, ip_address: str | None = None
 ) -> None:
     """A scheduled campaign back to draft (it will not start); ValidationError once started."""
+    lock_unstarted(campaign, "This campaign has started: it can be cancelled, not unscheduled.")
     if campaign.status is not CampaignStatus.SCHEDULED:
         raise ValidationError("Only a scheduled campaign can be unscheduled.")
     campaign.status = CampaignStatus.DRAFT

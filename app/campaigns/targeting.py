@@ -31,6 +31,7 @@ from app.validation import ValidationError
 MAX_GROUPS = 20
 MAX_GROUP_CONDITIONS = 20
 CONDITION_TYPES = ("segment", "label")
+MAX_ID = 2**31 - 1  # ids are PostgreSQL integers
 
 
 def empty_targeting() -> dict[str, Any]:
@@ -48,6 +49,8 @@ def _positive_id(value: Any, where: str, what: str) -> int:
         value = int(value.strip())
     if not isinstance(value, int) or value < 1:
         raise _fail(where, f"choose {what}.")
+    if value > MAX_ID:  # no row has it, and PostgreSQL would refuse it as an integer
+        raise _fail(where, f"no {what.removeprefix('a ')} has the id {value}: choose another.")
     return value
 
 
