@@ -729,32 +729,47 @@ def run_due_campaigns(
     """The tick's part: start every scheduled campaign whose run time has come; one whose run
     time passed longer ago than the catch-up window goes back to draft with the reason (never
     sent late without a person saying so). Commits. Returns counts for the job run, with the
-    started ids under `campaigns_started_ids` for the caller to enqueue their label jobs."""
+    started ids under `campaigns_started` for the caller to enqueue their label jobs."""
     now = now or utcnow()
     cutoff = now - timedelta(minutes=catch_up_minutes)
     counts: dict[str, Any] = {}
-    missed = db.session.scalars(
-        sa.select(Campaign).where(
+    candidates = db.session.execute(
+        sa.select(Campaign.id, Campaign.run_at).where(
             Campaign.status == CampaignStatus.SCHEDULED, Campaign.run_at < cutoff
         )
     ).all()
-    for campaign in missed:
-        local = campaign.run_at.astimezone(ZoneInfo(zone))
-        campaign.status = CampaignStatus.DRAFT
-        campaign.status_note = (
+    missed = []
+    for campaign_id, run_at in candidates:
+        local = run_at.astimezone(ZoneInfo(zone))
+        note = (
             f"Not sent: its run time ({local:%b %-d}, {clock(local.time())}) passed more than "
             f"{catch_up_minutes} minutes before the scheduler could start it. "
             "Choose a new time to send it."
         )
+        # Conditional, like the start's claim: a tick a moment ahead may have started it (its
+        # window ends a little later), and a started campaign never goes back to draft.
+        skipped = db.session.execute(
+            sa.update(Campaign)
+            .where(
+                Campaign.id == campaign_id,
+                Campaign.status == CampaignStatus.SCHEDULED,
+                Campaign.run_at < cutoff,
+            )
+            .values(status=CampaignStatus.DRAFT, status_note=note)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not skipped:
+            continue
+        missed.append(campaign_id)
         record_audit(
             "campaign.skipped",
             actor="schedule",
             object_type="campaign",
-            object_id=campaign.id,
-            summary=f"Run at {campaign.run_at:%Y-%m-%d %H:%M} UTC skipped: missed the catch-up window",
+            object_id=campaign_id,
+            summary=f"Run at {run_at:%Y-%m-%d %H:%M} UTC skipped: missed the catch-up window",
         )
     if missed:
-        counts["campaigns_skipped"] = [c.id for c in missed]
+        counts["campaigns_skipped"] = missed
     db.session.commit()
     due = db.session.scalars(
         sa.select(Campaign.id)
