@@ -7,6 +7,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 
@@ -17,12 +18,17 @@ from app.integrations.http import make_session, retry_after_seconds, transport_e
 # and tries again this many times before giving up (then the engine's own retry policy applies).
 MAX_429_WAITS = 3
 MAX_RETRY_AFTER = 60.0
+# GET /shared_labels pages by limit (at most 200) and offset; a bound keeps a runaway list finite.
+LABELS_PAGE = 200
+LABELS_MAX_PAGES = 50
 
 
 class MissiveClient:
     """One per process. `slot` is a context manager factory that holds one of Missive's
     5 concurrent request slots (shared by every worker through Redis), and `pace` blocks until
-    the token's per-minute budget allows one more request."""
+    the token's per-minute budget allows one more request. `max_429_waits` is how many 429s a
+    call waits out before raising (a job that would rather come back later passes 0: the
+    ProviderError then carries Missive's Retry-After)."""
 
     def __init__(
         self,
@@ -36,6 +42,7 @@ class MissiveClient:
         slot: Callable[[], AbstractContextManager[Any]] | None = None,
         pace: Callable[[], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        max_429_waits: int = MAX_429_WAITS,
     ) -> None:
         if not token:
             raise ValueError("MISSIVE_API_TOKEN is required for the missive transport")
@@ -50,10 +57,11 @@ class MissiveClient:
         self.slot = slot or nullcontext
         self.pace = pace or (lambda: None)
         self.sleep = sleep
+        self.max_429_waits = max_429_waits
 
     def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
         """One API call, waiting out 429s as Retry-After says; raises ProviderError."""
-        for _ in range(MAX_429_WAITS + 1):
+        for attempt in range(self.max_429_waits + 1):
             self.pace()
             try:
                 with self.slot():
@@ -64,7 +72,7 @@ class MissiveClient:
                 raise transport_error(exc) from exc
             if response.status_code == 429:
                 wait = retry_after_seconds(response.headers.get("Retry-After")) or 1.0
-                if wait > MAX_RETRY_AFTER:
+                if wait > MAX_RETRY_AFTER or attempt >= self.max_429_waits:
                     raise ProviderError(
                         "answered", "Missive rate limit", http_status=429, retry_after=wait
                     )
@@ -147,7 +155,18 @@ class MissiveClient:
         return str(self._call("POST", "/posts", {"posts": post})["posts"]["id"])
 
     def shared_labels(self) -> list[dict[str, Any]]:
-        return list(self._call("GET", "/shared_labels").get("shared_labels") or [])
+        """Every shared label of the organization, page by page (Missive returns 50 unless asked)."""
+        labels: list[dict[str, Any]] = []
+        for page in range(LABELS_MAX_PAGES):
+            params: dict[str, Any] = {"limit": LABELS_PAGE, "offset": page * LABELS_PAGE}
+            if self.organization_id:
+                params["organization"] = self.organization_id
+            path = f"/shared_labels?{urlencode(params)}"
+            batch = list(self._call("GET", path).get("shared_labels") or [])
+            labels.extend(batch)
+            if len(batch) < LABELS_PAGE:
+                break
+        return labels
 
     def create_shared_label(self, name: str, parent: str | None = None) -> dict[str, Any]:
         label: dict[str, Any] = {"name": name, "organization": self.organization_id}

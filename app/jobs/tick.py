@@ -12,6 +12,7 @@ from flask import current_app
 from app.broadcasts.services import run_due_broadcast
 from app.campaigns.services import run_due_campaigns
 from app.extensions import db
+from app.jobs.campaigns import enqueue_pending_labels
 from app.jobs.runs import recorded_run
 from app.jobs.sending import enqueue_sending
 from app.models import JobOutcome, JobRun, utcnow
@@ -39,6 +40,8 @@ def tick() -> dict[str, Any]:
                 catch_up_minutes=app.config["BROADCAST_CATCHUP_MINUTES"],
             )
         )
+        # Campaign labels whose job was lost (Redis down at save time, a delayed retry lost).
+        run.counts["label_jobs_enqueued"] = enqueue_pending_labels(app)
         run.counts.update(release_due())
         run.counts.update(recover_stale_claims(app))
         run.counts["sends_finished"] = finish_sends()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from flask import Flask
 
@@ -181,24 +181,32 @@ def build_transport(app: Flask) -> Transport:
         )
         return TwilioTransport(gateway, config["PUBLIC_BASE_URL"], concurrency)
     if name == "missive":
-        redis = get_redis(app)
-        prefix = config["REDIS_KEY_PREFIX"]
-        semaphore = RedisSemaphore(redis, f"{prefix}:missive:slots", MISSIVE_CONCURRENCY)
-        api_pace = TokenBucket(
-            redis, f"{prefix}:missive:api", MISSIVE_REQUESTS_PER_SECOND, burst=MISSIVE_BURST
-        )
-        client = MissiveClient(
-            token=config["MISSIVE_API_TOKEN"],
-            base_url=config["MISSIVE_API_BASE_URL"],
-            organization_id=config["MISSIVE_ORGANIZATION_ID"],
-            from_number=config["MISSIVE_FROM_NUMBER"],
-            timeouts=timeouts,
-            pool_size=MISSIVE_CONCURRENCY,
-            slot=semaphore.slot,
-            pace=api_pace.acquire,
-        )
-        return MissiveTransport(client, concurrency)
+        return MissiveTransport(missive_client(app), concurrency)
     return SimulatorTransport(concurrency)
+
+
+def missive_client(app: Flask, **options: Any) -> MissiveClient:
+    """A Missive client sharing the token's limits (5 slots and the per-minute pace, through
+    Redis) with every other client of this token; `options` go to MissiveClient (a job that
+    would rather come back later than wait out a 429 passes `max_429_waits=0`)."""
+    config = app.config
+    redis = get_redis(app)
+    prefix = config["REDIS_KEY_PREFIX"]
+    semaphore = RedisSemaphore(redis, f"{prefix}:missive:slots", MISSIVE_CONCURRENCY)
+    api_pace = TokenBucket(
+        redis, f"{prefix}:missive:api", MISSIVE_REQUESTS_PER_SECOND, burst=MISSIVE_BURST
+    )
+    return MissiveClient(
+        token=config["MISSIVE_API_TOKEN"],
+        base_url=config["MISSIVE_API_BASE_URL"],
+        organization_id=config["MISSIVE_ORGANIZATION_ID"],
+        from_number=config["MISSIVE_FROM_NUMBER"],
+        timeouts=(config["PROVIDER_CONNECT_TIMEOUT"], config["PROVIDER_READ_TIMEOUT"]),
+        pool_size=MISSIVE_CONCURRENCY,
+        slot=semaphore.slot,
+        pace=api_pace.acquire,
+        **options,
+    )
 
 
 def get_transport(app: Flask) -> Transport:

@@ -41,6 +41,8 @@ class FakeMissive(FakeServer):
         rate_429: float = 0.0,
         retry_after_seconds: int = 1,
         seed: int | None = None,
+        outage_status: int = 0,
+        strict_label_parents: bool = False,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -53,6 +55,11 @@ class FakeMissive(FakeServer):
         self.rate_429 = rate_429
         self.retry_after_seconds = retry_after_seconds
         self.seed = seed
+        # Missive down: every API request answers this status (503, 502...) when non-zero.
+        self.outage_status = outage_status
+        # Creating a label under a parent this fake does not know answers 422 (as Missive does
+        # for a mistyped parent id); off by default, where unknown parents are kept.
+        self.strict_label_parents = strict_label_parents
         self._rng = random.Random(seed)
         super().__init__(host, port)
         self._options_changed()
@@ -81,6 +88,7 @@ class FakeMissive(FakeServer):
         self.duplicates = 0
         self.rate_limited = 0
         self.rate_limited_by_reason: dict[str, int] = {}
+        self.outages = 0
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -94,6 +102,7 @@ class FakeMissive(FakeServer):
                 "rate_limited_by_reason": dict(self.rate_limited_by_reason),
                 "labels": len(self._labels),
                 "conversations": len(self._conversations),
+                "outages": self.outages,
             }
 
     def messages(self) -> list[dict[str, Any]]:
@@ -126,7 +135,17 @@ class FakeMissive(FakeServer):
         }
 
     def control_actions(self):
-        return {"incoming": lambda payload: self.add_incoming(**payload)}
+        return {
+            "incoming": lambda payload: self.add_incoming(**payload),
+            "label": lambda payload: self.add_label(**payload),
+        }
+
+    def add_label(
+        self, name: str, parent: str | None = None, organization: str = DEFAULT_ORGANIZATION
+    ) -> dict[str, Any]:
+        """A shared label that exists in Missive already (made in Missive's own app); returns it."""
+        with self._lock:
+            return dict(self._new_label({"name": name, "parent": parent}, organization))
 
     def add_incoming(self, phone_number: str, body: str, to_number: str | None = None) -> dict:
         """An inbound SMS lands in the phone's conversation (as Missive shows it); returns
@@ -144,6 +163,10 @@ class FakeMissive(FakeServer):
 
     # -- HTTP -----------------------------------------------------------------------------------
     def handle(self, request) -> Response | None:
+        if self.outage_status:
+            with self._lock:
+                self.outages += 1
+            return missive_error(self.outage_status, "Service unavailable")
         auth = request.headers.get("Authorization")
         if auth != self._expected_auth:
             return missive_error(401, "Unauthorized: missing or invalid API token")
@@ -415,14 +438,40 @@ class FakeMissive(FakeServer):
             return json_response(200, {"messages": messages})
 
     def _list_labels(self, query: str) -> Response:
-        organization = dict(parse_qsl(query)).get("organization")
+        """Oldest first; `limit` (≤ 200) and `offset` page as Missive does (no limit: all)."""
+        params = dict(parse_qsl(query))
+        organization = params.get("organization")
+        try:
+            limit = min(int(params["limit"]), 200) if params.get("limit") else None
+            offset = int(params.get("offset") or 0)
+        except ValueError:
+            return missive_error(400, "limit and offset must be integers")
         with self._lock:
             labels = [
                 dict(label)
                 for label in self._labels.values()
                 if organization is None or label["organization"] == organization
             ]
+        labels = labels[offset:] if limit is None else labels[offset : offset + limit]
         return json_response(200, {"shared_labels": labels})
+
+    def _new_label(self, item: dict[str, Any], organization: str) -> dict[str, Any]:
+        """Called with the lock held."""
+        parent = item.get("parent")
+        parent_name = self._labels.get(parent, {}).get("name") if parent else None
+        label = {
+            "id": self._new_id(),
+            "name": item["name"],
+            "name_with_parent_names": f"{parent_name}/{item['name']}"
+            if parent_name
+            else item["name"],
+            "color": item.get("color"),
+            "parent": parent,
+            "share_with_organization": bool(item.get("share_with_organization")),
+            "organization": organization,
+        }
+        self._labels[label["id"]] = label
+        return label
 
     def _create_labels(self, payload: dict[str, Any]) -> Response:
         requested = payload.get("shared_labels")
@@ -437,22 +486,12 @@ class FakeMissive(FakeServer):
                 return missive_error(400, "shared_labels.organization: required")
         created = []
         with self._lock:
+            if self.strict_label_parents:
+                for item in items:
+                    if item.get("parent") and item["parent"] not in self._labels:
+                        return missive_error(422, "shared_labels.parent: not found")
             for item in items:
-                parent = item.get("parent")
-                parent_name = self._labels.get(parent, {}).get("name") if parent else None
-                label = {
-                    "id": self._new_id(),
-                    "name": item["name"],
-                    "name_with_parent_names": f"{parent_name}/{item['name']}"
-                    if parent_name
-                    else item["name"],
-                    "color": item.get("color"),
-                    "parent": parent,
-                    "share_with_organization": bool(item.get("share_with_organization")),
-                    "organization": item["organization"],
-                }
-                self._labels[label["id"]] = label
-                created.append(dict(label))
+                created.append(dict(self._new_label(item, item["organization"])))
         return json_response(201, {"shared_labels": created if many else created[0]})
 
 
