@@ -15,7 +15,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    stream_with_context,
     url_for,
 )
 from flask_login import current_user
@@ -54,8 +53,15 @@ from app.pagination import page_number
 from app.security import require_role
 from app.sending.quiet import quiet_warning, quiet_window, window_label
 from app.sending.sms import count_sms
-from app.sends.results import STATUSES, clean_filters, outcome_csv, recipients_page
+from app.sends.control import cancel_send
 from app.sends.stats import display_stats
+from app.sends.views import (
+    cancel_context,
+    outcomes_response,
+    progress_context,
+    recipients_context,
+    require_sending,
+)
 from app.settings.services import staff_numbers
 from app.validation import ValidationError
 
@@ -340,29 +346,26 @@ def _broadcast(broadcast_id: int) -> Broadcast:
 
 
 def _progress_context(broadcast: Broadcast) -> dict[str, Any]:
-    return dict(send=broadcast, broadcast=broadcast, stats=display_stats(broadcast) or {})
+    return {**progress_context(broadcast), "broadcast": broadcast}
 
 
 def _recipients_context(broadcast: Broadcast) -> dict[str, Any]:
-    status, search = clean_filters(request.args.get("status"), request.args.get("q"))
-    after = request.args.get("after", "")
-    page = recipients_page(broadcast, status=status, search=search, after=after[:40])
-    return dict(
-        send=broadcast,
-        broadcast=broadcast,
-        recipients=page,
-        status_filter=status,
-        search=search,
-        paged=bool(after),
-        statuses=STATUSES,
-    )
+    return {**recipients_context(broadcast, request.args), "broadcast": broadcast}
+
+
+def _show(broadcast: Broadcast, **extra: Any) -> Response:
+    context = {
+        **_progress_context(broadcast),
+        **_recipients_context(broadcast),
+        "can_cancel": current_user.has_role(Role.OPERATOR),
+        **extra,
+    }
+    return _page(render_template("broadcasts/show.html", **context))
 
 
 @bp.get("/<int:broadcast_id>")
 def show(broadcast_id: int):
-    broadcast = _broadcast(broadcast_id)
-    context = {**_progress_context(broadcast), **_recipients_context(broadcast)}
-    return _page(render_template("broadcasts/show.html", **context))
+    return _show(_broadcast(broadcast_id))
 
 
 @bp.get("/<int:broadcast_id>/progress")
@@ -392,11 +395,35 @@ def recipients(broadcast_id: int):
 @bp.get("/<int:broadcast_id>/outcomes.csv")
 def outcomes(broadcast_id: int):
     """Every message's outcome as CSV ("who did not get it, and why"), streamed."""
-    broadcast = _broadcast(broadcast_id)
-    status, _ = clean_filters(request.args.get("status"), None)
-    rows = outcome_csv(broadcast, _zone(), status=status)
-    response = Response(stream_with_context(rows), mimetype="text/csv")
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="broadcast-{broadcast.id}-outcomes.csv"'
+    return outcomes_response(_broadcast(broadcast_id), _zone(), request.args)
+
+
+# -- cancel a sending broadcast --------------------------------------------------------------------
+@bp.get("/<int:broadcast_id>/cancel")
+@require_role(Role.OPERATOR)
+def confirm_cancel(broadcast_id: int):
+    """The confirmation: how many waiting messages cancelling stops."""
+    broadcast = require_sending(_broadcast(broadcast_id))
+    if wants_partial():
+        return _page(render_template("sends/partials/_cancel.html", **cancel_context(broadcast)))
+    return _show(broadcast, confirm=cancel_context(broadcast))
+
+
+@bp.post("/<int:broadcast_id>/cancel")
+@require_role(Role.OPERATOR)
+def cancel(broadcast_id: int):
+    """Stop a sending broadcast: its waiting messages become cancelled ("send cancelled")."""
+    broadcast = require_sending(
+        db.get_or_404(Broadcast, broadcast_id, with_for_update=True, populate_existing=True)
     )
-    return response
+    cancelled = cancel_send(broadcast, user=current_user, ip_address=request.remote_addr)
+    db.session.commit()
+    flash(
+        f"Broadcast {broadcast.id} cancelled: {cancelled:,} waiting "
+        f"message{'' if cancelled == 1 else 's'} will not be sent.",
+        "success",
+    )
+    target = url_for("broadcasts.show", broadcast_id=broadcast.id)
+    if is_htmx():
+        return hx_redirect(current_app.make_response(("", 204)), target)
+    return redirect(target, 303)

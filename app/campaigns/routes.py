@@ -5,16 +5,187 @@ register on the same blueprint (imported at the bottom of this module)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+
+from app.broadcasts.display import zone_label
+from app.campaigns.services import (
+    current_estimate,
+    history_page,
+    sending_campaigns,
+    target_summary,
+    upcoming_campaigns,
+)
+from app.extensions import db
+from app.htmx import hx_redirect, is_htmx, vary_on_htmx, wants_partial
+from app.models import Campaign, Role
+from app.pagination import page_number
+from app.security import require_role
+from app.sends import is_started, send_label
+from app.sends.control import cancel_send
+from app.sends.stats import display_stats
+from app.sends.views import (
+    cancel_context,
+    outcomes_response,
+    progress_context,
+    recipients_context,
+    require_sending,
+)
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
 
+HISTORY_PAGE = 10
+UPCOMING_SHOWN = 50
 
+
+def _zone() -> str:
+    return current_app.config["APP_TIMEZONE"]
+
+
+def _page(body: str, status: int = 200) -> Response:
+    return vary_on_htmx(current_app.make_response((body, status)))
+
+
+def _can_edit() -> bool:
+    return current_user.has_role(Role.OPERATOR)
+
+
+def _history_context(page: int) -> dict[str, Any]:
+    rows, following = history_page(page, HISTORY_PAGE)
+    return dict(history=rows, history_next=following)
+
+
+# -- the index -----------------------------------------------------------------------------------
 @bp.get("/")
-def index():  # replaced by the real index
-    return render_template(
-        "placeholders/coming_soon.html", title="Campaigns", description="Being built."
+def index():
+    context = {
+        "upcoming": [(c, target_summary(c)) for c in upcoming_campaigns(UPCOMING_SHOWN)],
+        "sending": [(c, display_stats(c)) for c in sending_campaigns()],
+        "can_edit": _can_edit(),
+        "zone_label": zone_label(_zone()),
+        **_history_context(1),
+    }
+    return _page(render_template("campaigns/index.html", **context))
+
+
+@bp.get("/history")
+def history():
+    """More past campaigns ("show more" appends them), from their stored figures."""
+    if not wants_partial():
+        return redirect(url_for("campaigns.index") + "#campaigns-history")
+    context = _history_context(page_number())
+    return _page(render_template("campaigns/partials/_history_rows.html", **context))
+
+
+# -- one campaign --------------------------------------------------------------------------------
+def _campaign(campaign_id: int) -> Campaign:
+    return db.get_or_404(Campaign, campaign_id)
+
+
+def _started(campaign_id: int) -> Campaign:
+    campaign = _campaign(campaign_id)
+    if not is_started(campaign):
+        abort(404, description="This campaign has not started: its results appear once it sends.")
+    return campaign
+
+
+def _show(campaign: Campaign, **extra: Any) -> Response:
+    context: dict[str, Any] = dict(
+        campaign=campaign,
+        send=campaign,
+        target=target_summary(campaign),
+        zone_label=zone_label(_zone()),
+        can_edit=_can_edit(),
+        started=is_started(campaign),
     )
+    if context["started"]:
+        context.update(progress_context(campaign), **recipients_context(campaign, request.args))
+    else:
+        context["estimate"] = current_estimate(campaign, zone=_zone())
+    context.update(extra)
+    return _page(render_template("campaigns/show.html", **context))
+
+
+@bp.get("/<int:campaign_id>")
+def show(campaign_id: int):
+    """Before it starts: what it is, who it reaches now, edit/delete. Once started: its
+    results (live progress, funnel, recipients, CSV), read-only."""
+    return _show(_campaign(campaign_id))
+
+
+@bp.get("/<int:campaign_id>/progress")
+def progress(campaign_id: int):
+    """The live part of a campaign: polls itself every 2 s while it is sending."""
+    campaign = _started(campaign_id)
+    if not wants_partial():
+        return redirect(url_for("campaigns.show", campaign_id=campaign_id))
+    html = render_template(
+        "sends/partials/_progress.html",
+        compact=bool(request.args.get("compact")),
+        **progress_context(campaign),
+    )
+    return _page(html)
+
+
+@bp.get("/<int:campaign_id>/recipients")
+def recipients(campaign_id: int):
+    """The per-recipient table (filter by status, search by phone, next page)."""
+    campaign = _started(campaign_id)
+    if not wants_partial():
+        return redirect(url_for("campaigns.show", campaign_id=campaign_id, **request.args))
+    html = render_template(
+        "sends/partials/_recipients.html", **recipients_context(campaign, request.args)
+    )
+    return _page(html)
+
+
+@bp.get("/<int:campaign_id>/outcomes.csv")
+def outcomes(campaign_id: int):
+    """Every message's outcome as CSV ("who did not get it, and why"), streamed."""
+    return outcomes_response(_started(campaign_id), _zone(), request.args)
+
+
+# -- cancel --------------------------------------------------------------------------------------
+@bp.get("/<int:campaign_id>/cancel")
+@require_role(Role.OPERATOR)
+def confirm_cancel(campaign_id: int):
+    """The confirmation: how many waiting messages cancelling stops."""
+    campaign = require_sending(_campaign(campaign_id))
+    if wants_partial():
+        return _page(render_template("sends/partials/_cancel.html", **cancel_context(campaign)))
+    return _show(campaign, confirm=cancel_context(campaign))
+
+
+@bp.post("/<int:campaign_id>/cancel")
+@require_role(Role.OPERATOR)
+def cancel(campaign_id: int):
+    """Stop a sending campaign: its waiting messages become cancelled ("send cancelled")."""
+    campaign = require_sending(
+        db.get_or_404(Campaign, campaign_id, with_for_update=True, populate_existing=True)
+    )
+    cancelled = cancel_send(campaign, user=current_user, ip_address=request.remote_addr)
+    db.session.commit()
+    flash(
+        f"{send_label(campaign)} cancelled: {cancelled:,} waiting "
+        f"message{'' if cancelled == 1 else 's'} will not be sent.",
+        "success",
+    )
+    target = url_for("campaigns.show", campaign_id=campaign.id)
+    if is_htmx():
+        return hx_redirect(current_app.make_response(("", 204)), target)
+    return redirect(target, 303)
 
 
 from app.campaigns import editing  # noqa: E402, F401  (registers the editing views on bp)

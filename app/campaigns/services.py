@@ -850,5 +850,20 @@ def target_summary(campaign: Campaign) -> dict[str, Any]:
     }
 
 
+def current_estimate(campaign: Campaign, *, now: datetime | None = None, zone: str) -> Estimate:
+    """Who a saved campaign that has not started would reach now (its page), through the query
+    the start runs; a target that no longer works is said, not raised."""
+    try:
+        issues = (
+            merge_issues(campaign).count
+            if campaign.target_kind is CampaignTarget.PERSONALIZED
+            else 0
+        )
+        count = count_recipients(campaign, now=now or utcnow(), zone=zone)
+    except ValidationError as exc:
+        return Estimate(None, exc.message)
+    return Estimate(count, merge_issues=issues)
+
+
 def with_creator(query: sa.Select) -> sa.Select:
     return query.options(selectinload(Campaign.created_by))

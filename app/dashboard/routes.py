@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, render_template
 
 from app.broadcasts.display import zone_label
 from app.broadcasts.services import active_schedule, latest_broadcast, run_time, upcoming_broadcast
+from app.campaigns.services import next_campaign
 from app.dashboard.services import audience_summary, last_job_run, messages_sent_since
 from app.inbound.services import possible_opt_out_count
 from app.models import utcnow
@@ -30,6 +31,7 @@ def index():
         last=last,
         last_stats=(display_stats(last) or {}) if last else {},
         schedule=active_schedule(),
+        next_campaign=next_campaign(),
         last_tick=last_job_run("tick"),
         messages_24h=messages_sent_since(utcnow() - timedelta(hours=24)),
         health=health_report(current_app),

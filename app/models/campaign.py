@@ -88,6 +88,7 @@ class Campaign(TimestampMixin, db.Model):
 
     upload: Mapped[Upload | None] = relationship()
     created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+    started_by: Mapped[User | None] = relationship(foreign_keys=[started_by_id])
     cancelled_by: Mapped[User | None] = relationship(foreign_keys=[cancelled_by_id])
 
     def __repr__(self) -> str:

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from app.audit.services import record_audit
 from app.extensions import db
 from app.models import (
+    IN_FLIGHT_STATUSES,
     PENDING_STATUSES,
     Broadcast,
     BroadcastStatus,
@@ -21,6 +22,25 @@ from app.sending.cancel import SEND_CANCELLED_REASON
 from app.sends import Send, is_sending, send_column, send_kind, send_label
 from app.sends.stats import refresh_stats
 from app.validation import ValidationError
+
+
+def cancel_preview(send: Send) -> dict[str, int]:
+    """What cancelling now would do, for the confirmation: `waiting` messages (scheduled,
+    queued, retrying) become cancelled; `in_flight` ones (a worker holds them, or the provider
+    may have them) keep their outcome."""
+    column = send_column(send)
+    table = column.table
+    counts = dict(
+        db.session.execute(
+            sa.select(table.c.status, sa.func.count())
+            .where(column == send.id, table.c.status.in_((*PENDING_STATUSES, *IN_FLIGHT_STATUSES)))
+            .group_by(table.c.status)
+        ).all()
+    )
+    return {
+        "waiting": sum(counts.get(status, 0) for status in PENDING_STATUSES),
+        "in_flight": sum(counts.get(status, 0) for status in IN_FLIGHT_STATUSES),
+    }
 
 
 def cancel_send(

@@ -13,7 +13,8 @@ Every figure counts people or messages, never a mix, and its name says which:
 - **messages** (first messages and follow-ups together): `messages_sent` (accepted),
   `delivered`, `failed` (failed + undelivered, with `failed_by_code`), `awaiting_receipt`
   (accepted, no final receipt yet), `needs_attention` (the provider may or may not have it),
-  `segments_used` (SMS segments of accepted messages: the cost).
+  `segments_used` (SMS segments of accepted messages: the cost), `cancelled_by_send` (waiting
+  when a person cancelled the whole send: reason "send cancelled").
 - **rates**: `delivery_rate` = delivered ÷ (delivered + failed + undelivered), messages with a
   final status only, so a message still awaiting its receipt never lowers it; `reply_rate` =
   replies ÷ recipients (people). Neither can pass 100 %.
@@ -44,11 +45,12 @@ from app.models import (
     Step,
     utcnow,
 )
+from app.sending.cancel import SEND_CANCELLED_REASON
 from app.sending.quiet import QUIET_HOLD_NOTE
 from app.sends import Send, T, is_sending, is_started, send_column
 
 # Stored figures of an older shape are recomputed by the tick and never shown as they are.
-STATS_VERSION = 2
+STATS_VERSION = 3
 # A page showing a sending send computes its figures afresh when they are older than this.
 LIVE_MAX_AGE = timedelta(seconds=3)
 # Delivery receipts keep arriving for a while after the last message went out.
@@ -73,6 +75,7 @@ def compute_stats(send: Send) -> dict[str, Any]:
     counts: dict[str, dict[str, int]] = {Step.FIRST.value: {}, Step.SECOND.value: {}}
     accepted_failed = {Step.FIRST.value: 0, Step.SECOND.value: 0}
     cancelled_by_reply = 0
+    cancelled_by_send = 0
     segments_used = 0
     held_until: datetime | None = None
     rows = db.session.execute(
@@ -81,16 +84,17 @@ def compute_stats(send: Send) -> dict[str, Any]:
             T.c.status,
             (T.c.provider_sid.is_not(None)).label("has_sid"),
             (T.c.cancel_reason == "replied").label("by_reply"),
+            (T.c.cancel_reason == SEND_CANCELLED_REASON).label("by_send"),
             (T.c.error_message == QUIET_HOLD_NOTE).label("quiet"),
             sa.func.count(),
             sa.func.coalesce(sa.func.sum(T.c.sms_segments), 0),
             sa.func.min(T.c.scheduled_for),
         )
         .where(column == send.id)
-        .group_by(T.c.step, T.c.status, "has_sid", "by_reply", "quiet")
+        .group_by(T.c.step, T.c.status, "has_sid", "by_reply", "by_send", "quiet")
     ).all()
     follow_ups_held = 0
-    for step, status, has_sid, by_reply, quiet, n, segments, earliest in rows:
+    for step, status, has_sid, by_reply, by_send, quiet, n, segments, earliest in rows:
         step, status = str(step), str(status)
         counts[step][status] = counts[step].get(status, 0) + n
         failed_after_acceptance = status == MessageStatus.FAILED.value and bool(has_sid)
@@ -100,6 +104,8 @@ def compute_stats(send: Send) -> dict[str, Any]:
             accepted_failed[step] += n
         if status == MessageStatus.CANCELLED.value and by_reply and step == Step.SECOND.value:
             cancelled_by_reply += n
+        if status == MessageStatus.CANCELLED.value and by_send:
+            cancelled_by_send += n
         if status != MessageStatus.SCHEDULED.value:
             continue
         if step == Step.FIRST.value and earliest:  # a first message waits only for quiet hours
@@ -173,6 +179,7 @@ def compute_stats(send: Send) -> dict[str, Any]:
         "awaiting_receipt": awaiting,
         "needs_attention": first.get("unknown", 0) + second.get("unknown", 0),
         "segments_used": segments_used,
+        "cancelled_by_send": cancelled_by_send,
         # rates
         "delivery_rate": rate(delivered, delivered + failed),
         "reply_rate": rate(replies, recipients),
@@ -210,6 +217,7 @@ def initial_stats(recipients: int) -> dict[str, Any]:
         "awaiting_receipt": 0,
         "needs_attention": 0,
         "segments_used": 0,
+        "cancelled_by_send": 0,
         "delivery_rate": None,
         "reply_rate": 0.0 if recipients else None,
         "pending": recipients,

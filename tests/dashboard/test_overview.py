@@ -1,8 +1,6 @@
-"""The overview page and the placeholder pages of areas not built yet."""
+"""The overview page: audience, the upcoming broadcast, live progress and last results, health."""
 
 from __future__ import annotations
-
-import pytest
 
 from app.extensions import db
 from app.models import BroadcastSegment, ContactSource, JobOutcome, JobRun
@@ -43,14 +41,6 @@ def test_overview_without_data_says_so(viewer_client):
     html = viewer_client.get("/").get_data(as_text=True)
     assert "No upcoming broadcast yet." in html
     assert "The scheduler has not ticked yet" in html
-
-
-@pytest.mark.parametrize("area", ["campaigns"])
-def test_areas_not_built_yet_say_so_plainly(viewer_client, area):
-    response = viewer_client.get(f"/{area}/")
-    assert response.status_code == 200
-    assert b"This page is not built yet." in response.data
-    assert b'aria-current="page"' in response.data
 
 
 def test_overview_shows_the_next_run_and_the_live_progress_of_a_sending_broadcast(viewer_client):
