@@ -98,7 +98,9 @@ class MissiveClient:
         }
         if self.organization_id:
             draft["organization"] = self.organization_id
-        if labels:
+        if labels and self.organization_id:
+            # Missive refuses shared labels without the organization: a label is not worth
+            # every text of the campaign being refused.
             draft["add_shared_labels"] = labels
         data = self._call("POST", "/drafts", {"drafts": draft})["drafts"]
         return ProviderMessage(

@@ -4,6 +4,7 @@ conversation the campaign texts, including those texted before the label was rea
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from datetime import timedelta
@@ -11,7 +12,9 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from rq import Queue
 from rq_scheduler import Scheduler
+from sqlalchemy.orm import Session
 
 from app.campaigns.services import label_preview
 from app.extensions import db
@@ -38,6 +41,7 @@ from app.models import (
 from app.sending.engine import send_batch
 from tests.factories import CampaignFactory, ContactFactory, OutboundMessageFactory
 from tests.fakes.missive import DEFAULT_ORGANIZATION, FakeMissive
+from tests.support import migrated_scratch_database, run_worker_py, test_env
 
 FROM = "+13135558888"
 ENGINE_SETTINGS = {"QUIET_HOURS": None, "SEND_RATE_MPS": 1000.0, "PROVIDER_READ_TIMEOUT": 1.0}
@@ -346,6 +350,7 @@ def test_saving_enqueues_the_label_job_on_the_default_queue_only_when_needed(app
     assert enqueue_campaign_label(unlabelled.id) is False
     [job] = queued(app)
     assert list(job.args) == [pending.id] and job.origin == QUEUE_DEFAULT
+    assert job.func is ensure_campaign_label  # what a worker will import and run
 
 
 def test_the_tick_enqueues_lost_label_jobs_of_campaigns_due_soon_once(app, redis_conn):
@@ -399,6 +404,19 @@ def test_the_missive_transport_puts_the_campaigns_label_on_each_draft(app, fake)
     assert {draft["organization"] for draft in drafts.values()} == {DEFAULT_ORGANIZATION}
     labelled = [c for c in fake.conversations() if c["shared_labels"]]
     assert len(labelled) == 2 and all(c["shared_labels"][0]["id"] == "L1" for c in labelled)
+
+
+def test_without_an_organization_a_mirrored_label_never_makes_missive_refuse_the_texts(
+    make_app, fake
+):
+    app = make_app(**missive_settings(fake, MISSIVE_ORGANIZATION_ID=""))
+    with app.app_context():
+        campaign = CampaignFactory(
+            sending=True, missive_label_name="Gala", label_state="ready", missive_label_ids=["L1"]
+        )
+        campaign_messages(campaign, 1)
+        assert send_batch(app).counts["accepted"] == 1
+        assert fake.messages()[0]["add_shared_labels"] == []
 
 
 def test_conversations_texted_before_the_label_was_ready_are_labelled_afterwards(
@@ -480,3 +498,37 @@ def test_labelling_afterwards_waits_for_texts_still_being_sent(app, fake, redis_
     assert apply_campaign_label(campaign.id) == {"waiting_for": 1}
     assert fake.posts() == []
     assert len(scheduled(redis_conn, BACKFILL_JOB)) == 2  # the first one, and this wait
+
+
+# -- a real worker -----------------------------------------------------------------------------
+@pytest.mark.slow
+def test_a_real_worker_makes_the_label_enqueued_after_the_save(fake, parent, redis_conn):
+    with migrated_scratch_database("labels") as url:
+        engine = sa.create_engine(url)
+        with Session(engine) as session:
+            campaign = Campaign(
+                first_message="Hello", missive_label_name="Town hall", label_state="pending"
+            )
+            session.add(campaign)
+            session.commit()
+            campaign_id = campaign.id
+        Queue(QUEUE_DEFAULT, connection=redis_conn).enqueue(LABEL_JOB, campaign_id)
+        env = test_env(
+            DATABASE_URL=url,
+            **{
+                key: str(value)
+                for key, value in missive_settings(fake, parent).items()
+                if key.startswith(("TRANSPORT", "MISSIVE_"))
+            },
+        )
+        worker = run_worker_py(["worker", "--burst"], env)
+        assert worker.returncode == 0, worker.stderr
+        with engine.connect() as conn:
+            state, ids = conn.execute(
+                sa.text("SELECT label_state, missive_label_ids FROM campaigns WHERE id = :id"),
+                {"id": campaign_id},
+            ).one()
+        engine.dispose()
+        [created] = [label for label in fake.labels() if label["name"] == "Town hall"]
+        assert state == "ready" and created["parent"] == parent
+        assert (ids if isinstance(ids, list) else json.loads(ids)) == [created["id"]]
