@@ -79,20 +79,17 @@ def _marker(app: Flask, campaign_id: int) -> str:
 
 def enqueue_campaign_label(campaign_id: int, app: Flask | None = None) -> bool:
     """After the commit that created or edited the campaign: queue its label job now, when its
-    label is pending or failed. False when there was nothing to do or Redis is down (the tick
-    enqueues it again); never raises for Redis, the campaign is saved either way."""
+    label is pending or failed (False when there is nothing to do). Raises RedisError when Redis
+    is down, so the caller may say so: the campaign is saved, and the tick enqueues the job
+    again once Redis is back."""
     app = app or current_app._get_current_object()
     state = db.session.scalar(sa.select(Campaign.label_state).where(Campaign.id == campaign_id))
     if state not in (PENDING, FAILED):
         return False
-    try:
-        get_redis(app).set(_marker(app, campaign_id), "1", ex=MARKER_SECONDS)
-        get_queue(app, QUEUE_DEFAULT).enqueue(
-            LABEL_JOB, campaign_id, result_ttl=3600, failure_ttl=86400
-        )
-    except RedisError as exc:
-        log.warning("could not enqueue the label job of campaign %s: %s", campaign_id, exc)
-        return False
+    get_redis(app).set(_marker(app, campaign_id), "1", ex=MARKER_SECONDS)
+    get_queue(app, QUEUE_DEFAULT).enqueue(
+        LABEL_JOB, campaign_id, result_ttl=3600, failure_ttl=86400
+    )
     return True
 
 
@@ -324,7 +321,7 @@ def _record_ready(
     if campaign is None:
         # Edited meanwhile (another name, or none): the label mirrored above stays for later.
         db.session.commit()
-        enqueue_campaign_label(campaign_id, app)
+        _enqueue_later(app, LABEL_JOB, campaign_id, 0)
         return {"skipped": "the label changed meanwhile", "label": missive_id}
     ready_at = utcnow()
     campaign.label_state, campaign.missive_label_ids = READY, [missive_id]
@@ -357,7 +354,7 @@ def _record_failure(app: Flask, campaign_id: int, name: str, exc: ProviderError)
     campaign = _current(campaign_id, name)
     if campaign is None:
         db.session.commit()
-        enqueue_campaign_label(campaign_id, app)
+        _enqueue_later(app, LABEL_JOB, campaign_id, 0)
         return {"skipped": "the label changed meanwhile"}
     attempt = campaign.label_attempts + 1
     campaign.label_state = FAILED

@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from redis.exceptions import RedisError
 from rq import Queue
 from rq_scheduler import Scheduler
 from sqlalchemy.orm import Session
@@ -351,6 +352,18 @@ def test_saving_enqueues_the_label_job_on_the_default_queue_only_when_needed(app
     [job] = queued(app)
     assert list(job.args) == [pending.id] and job.origin == QUEUE_DEFAULT
     assert job.func is ensure_campaign_label  # what a worker will import and run
+
+
+def test_with_redis_down_saving_says_so_and_the_tick_enqueues_the_job_later(make_app, fake, parent):
+    down = make_app(**missive_settings(fake, parent, REDIS_URL="redis://127.0.0.1:1/0"))
+    with down.app_context():
+        campaign = labelled_campaign("Town hall")
+        with pytest.raises(RedisError):
+            enqueue_campaign_label(campaign.id)
+    up = make_app(**missive_settings(fake, parent))
+    with up.app_context():
+        assert enqueue_pending_labels(up) == 1
+        assert [list(job.args) for job in queued(up)] == [[campaign.id]]
 
 
 def test_the_tick_enqueues_lost_label_jobs_of_campaigns_due_soon_once(app, redis_conn):
