@@ -96,7 +96,8 @@ def enqueue_campaign_label(campaign_id: int, app: Flask | None = None) -> bool:
 def _enqueue_later(app: Flask, func: str, campaign_id: int, seconds: int) -> None:
     """The job again in `seconds` (rq-scheduler moves it to the default queue then), or now."""
     try:
-        get_redis(app).set(_marker(app, campaign_id), "1", ex=seconds + MARKER_SECONDS)
+        if func == LABEL_JOB:  # the tick adds no label job while this one is on its way
+            get_redis(app).set(_marker(app, campaign_id), "1", ex=seconds + MARKER_SECONDS)
         if seconds <= 0:
             get_queue(app, QUEUE_DEFAULT).enqueue(
                 func, campaign_id, result_ttl=3600, failure_ttl=86400
