@@ -156,11 +156,19 @@ class Compiler:
             raise ValidationError(
                 f"Segment {condition['segment_id']} does not exist any more.", field="targeting"
             )
-        if segment.raw_sql:
-            # Raw SQL cannot be inlined: its (eligible) ids, bound as one array parameter.
-            ids = resolve_segment_contact_ids(segment, purpose=Audience.CAMPAIGN, now=self.ctx.now)
-            return Contact.id.in_(ids) if ids else sa.false()
-        return compile_rule(validate_rule(segment.rule), self.ctx)
+        try:
+            if segment.raw_sql:
+                # Raw SQL cannot be inlined: its (eligible) ids, bound as one array parameter.
+                ids = resolve_segment_contact_ids(
+                    segment, purpose=Audience.CAMPAIGN, now=self.ctx.now
+                )
+                return Contact.id.in_(ids) if ids else sa.false()
+            return compile_rule(validate_rule(segment.rule), self.ctx)
+        except ValidationError as exc:
+            # The segment's own error (field raw_sql or rule) belongs to the targeting here.
+            raise ValidationError(
+                f"Segment {segment.name}: {exc.message}", field="targeting"
+            ) from exc
 
     def groups(self, groups: list[list[dict[str, Any]]]) -> sa.ColumnElement[bool] | None:
         if not groups:

@@ -539,3 +539,23 @@ def test_the_preview_warns_when_sending_runs_past_the_end_of_the_window(people):
     assert "past the end of the sending window (9:00 AM–8:00 PM)" in shown.warnings[0]
     fast = preview_campaign(campaign, now=utcnow(), zone=ZONE, rate=1.0, window=WINDOW)
     assert fast.warnings == []
+
+
+def test_a_segment_whose_query_fails_is_refused_on_the_targeting_naming_it(people):
+    from tests.factories import SegmentFactory
+
+    broken = SegmentFactory(
+        name="Old SQL", rule={"all": []}, raw_sql="SELECT phone AS phone_number FROM contacts"
+    )
+    db.session.commit()
+    broken.raw_sql = "SELECT gone AS phone_number FROM contacts"
+    db.session.commit()
+    values = segments_input([[seg(broken)]])
+    with pytest.raises(ValidationError) as caught:
+        save_campaign(None, values, schedule=True, user=None, now=utcnow(), zone=ZONE)
+    assert caught.value.field == "targeting"
+    assert caught.value.message.startswith("Segment Old SQL: Unknown column gone")
+    db.session.rollback()
+    assert campaigns() == 0
+    guess = estimate(values, now=utcnow(), zone=ZONE)
+    assert guess.recipients is None and guess.error.startswith("Segment Old SQL: Unknown column")

@@ -125,11 +125,15 @@ def test_a_campaign_nobody_is_eligible_for_is_sent_at_once_with_a_note(app):
 
 def test_a_raw_sql_segment_that_fails_at_the_start_puts_it_back_to_draft(app):
     ContactFactory.create_batch(2)
-    raw = SegmentFactory(rule={"all": []}, raw_sql="SELECT phone AS phone_number FROM contacts")
+    raw = SegmentFactory(
+        name="Old SQL", rule={"all": []}, raw_sql="SELECT phone AS phone_number FROM contacts"
+    )
     campaign = scheduled({"include": [[seg(raw)]], "exclude": []})
     raw.raw_sql = "SELECT nope AS phone_number FROM contacts"  # a column that went away
     db.session.commit()
-    with pytest.raises(ValidationError, match="could not start: Unknown column nope"):
+    with pytest.raises(
+        ValidationError, match="could not start: Segment Old SQL: Unknown column nope"
+    ):
         start_campaign(campaign.id, now=utcnow(), zone=ZONE)
     db.session.expire_all()
     campaign = db.session.get(Campaign, campaign.id)
