@@ -569,7 +569,10 @@ def save_campaign(
     if schedule and checked.run_at is None:
         raise ValidationError("Choose when to send it, or “Send now”.", "run_at")
     creating = campaign is None
-    # Looked up before a new campaign joins the session: the query would flush it half-filled.
+    # Counted and looked up before anything changes: a target that no longer works (a raw SQL
+    # segment failing) refuses with nothing changed, and a new campaign is not flushed
+    # half-filled by these queries.
+    estimated = count_recipients(checked, now=now, zone=zone)
     relabel = creating or checked.missive_label_name != campaign.missive_label_name
     label = _label(checked.missive_label_name) if relabel else None
     if campaign is None:
@@ -591,8 +594,8 @@ def save_campaign(
     campaign.run_at = checked.run_at
     campaign.status = CampaignStatus.SCHEDULED if schedule else CampaignStatus.DRAFT
     campaign.status_note = None
+    campaign.estimated_recipients = estimated
     db.session.flush()
-    campaign.estimated_recipients = count_recipients(campaign, now=now, zone=zone)
     when = (
         f" for {checked.run_at.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M}"
         if schedule

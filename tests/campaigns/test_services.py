@@ -49,6 +49,7 @@ from tests.factories import (
     CampaignFactory,
     ContactFactory,
     MissiveLabelFactory,
+    SegmentFactory,
     UploadFactory,
     UserFactory,
     label_contact,
@@ -542,7 +543,6 @@ def test_the_preview_warns_when_sending_runs_past_the_end_of_the_window(people):
 
 
 def test_a_segment_whose_query_fails_is_refused_on_the_targeting_naming_it(people):
-    from tests.factories import SegmentFactory
 
     broken = SegmentFactory(
         name="Old SQL", rule={"all": []}, raw_sql="SELECT phone AS phone_number FROM contacts"
@@ -559,3 +559,22 @@ def test_a_segment_whose_query_fails_is_refused_on_the_targeting_naming_it(peopl
     assert campaigns() == 0
     guess = estimate(values, now=utcnow(), zone=ZONE)
     assert guess.recipients is None and guess.error.startswith("Segment Old SQL: Unknown column")
+
+
+def test_an_edit_refused_for_a_broken_target_leaves_the_campaign_as_it_was(people):
+
+    broken = SegmentFactory(rule={"all": []}, raw_sql="SELECT gone AS phone_number FROM contacts")
+    campaign = schedule(segments_input([[seg(everyone())]], title="Before"))
+    with pytest.raises(ValidationError, match="Unknown column gone"):
+        save_campaign(
+            campaign,
+            segments_input([[seg(broken)]], title="After"),
+            schedule=True,
+            user=None,
+            now=utcnow(),
+            zone=ZONE,
+        )
+    # Not even the object in the session was touched (a caller that forgets to roll back
+    # cannot save half an edit).
+    assert campaign.title == "Before" and campaign.targeting["include"] == [[seg(everyone())]]
+    assert campaign.estimated_recipients == 3
