@@ -21,12 +21,19 @@ FRAMEABLE_PREFIXES = ("/sidebar/",)
 
 # The endpoints that take files keep MAX_CONTENT_LENGTH (MAX_UPLOAD_MB); every other request body
 # is capped at MAX_BODY_KB.
-UPLOAD_ENDPOINTS = frozenset({"uploads.create"})
+UPLOAD_ENDPOINTS = frozenset({"uploads.create", "campaigns.upload"})
 
 
 def public(view: F) -> F:
     """Mark a view as reachable without signing in (login, /healthz, signed webhooks)."""
     view.is_public = True  # type: ignore[attr-defined]
+    return view
+
+
+def checks_nul(view: F) -> F:
+    """Mark a form view that refuses NUL characters itself, naming the field (a 422 on the form
+    instead of the blanket 400 below); it must check every posted value before using it."""
+    view.checks_nul = True  # type: ignore[attr-defined]
     return view
 
 
@@ -87,9 +94,12 @@ def _reject_nul_bytes() -> None:
     if request.mimetype == "application/x-www-form-urlencoded":
         request.get_data(cache=True)  # keep the raw body for signature checks (webhooks)
     values = list(request.args.values())
-    if request.method not in ("GET", "HEAD", "OPTIONS") and request.mimetype in (
-        "application/x-www-form-urlencoded",
-        "multipart/form-data",
+    # A view marked checks_nul names the form field at fault itself (a 422 on its form).
+    view = current_app.view_functions.get(request.endpoint or "")
+    if (
+        request.method not in ("GET", "HEAD", "OPTIONS")
+        and request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data")
+        and not getattr(view, "checks_nul", False)
     ):
         values += list(request.form.values())
     if any("\x00" in value for value in values):

@@ -103,3 +103,40 @@
     if (panel) panel.remove();
   });
 })();
+
+// Campaigns form: a merge field button puts `{column}` in the message at the cursor; a
+// confirmation goes away once the form changes (it would no longer be what gets scheduled);
+// a successful review clears the marks of errors fixed since.
+(function () {
+  "use strict";
+  document.addEventListener("click", function (evt) {
+    var button = evt.target.closest && evt.target.closest("[data-insert]");
+    if (!button) return;
+    var field = document.getElementById(button.getAttribute("data-insert-into"));
+    if (!field) return;
+    var text = button.getAttribute("data-insert");
+    var start = field.selectionStart == null ? field.value.length : field.selectionStart;
+    var end = field.selectionEnd == null ? start : field.selectionEnd;
+    field.value = field.value.slice(0, start) + text + field.value.slice(end);
+    field.focus();
+    field.setSelectionRange(start + text.length, start + text.length);
+    field.dispatchEvent(new Event("input", { bubbles: true }));
+  });
+  function dropReview(evt) {
+    var form = evt.target.closest && evt.target.closest("#campaigns-form");
+    var preview = document.getElementById("campaigns-preview");
+    if (!form || !preview || preview.contains(evt.target)) return;
+    preview.innerHTML = "";
+  }
+  document.addEventListener("input", dropReview);
+  document.addEventListener("change", dropReview);
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    if (evt.target.id !== "campaigns-preview" || evt.detail.xhr.status !== 200) return;
+    var form = document.getElementById("campaigns-form");
+    form.querySelectorAll("[data-field-error], #campaigns-form-errors").forEach(function (el) { el.remove(); });
+    form.querySelectorAll('[aria-invalid="true"]').forEach(function (el) {
+      el.removeAttribute("aria-invalid");
+      el.removeAttribute("aria-describedby");
+    });
+  });
+})();
