@@ -210,7 +210,10 @@ def after_first_accepted(message_ids: Iterable[int], accepted_at: datetime) -> l
     if not firsts:
         return []
     sends: dict[tuple[str, int], tuple[str | None, int]] = {}
-    # A cancelled send gets no new follow-ups (a first message accepted after the cancel).
+    # A cancelled send gets no new follow-ups (a first message accepted after the cancel). The
+    # send's row is read FOR SHARE: a cancel locks it first (cancel_send), so either the cancel
+    # waits for this transaction and then cancels the follow-ups it made, or this one waits for
+    # the cancel and sees it; never a follow-up left scheduled on a cancelled send.
     for model, key, cancelled in (
         (Broadcast, "broadcast_id", BroadcastStatus.CANCELLED),
         (Campaign, "campaign_id", CampaignStatus.CANCELLED),
@@ -218,9 +221,10 @@ def after_first_accepted(message_ids: Iterable[int], accepted_at: datetime) -> l
         wanted = {getattr(row, key) for row in firsts if getattr(row, key)}
         if wanted:
             for send in db.session.execute(
-                sa.select(model.id, model.second_message, model.delay_seconds).where(
-                    model.id.in_(wanted), model.status != cancelled
-                )
+                sa.select(model.id, model.second_message, model.delay_seconds)
+                .where(model.id.in_(wanted), model.status != cancelled)
+                .order_by(model.id)
+                .with_for_update(read=True)
             ):
                 sends[(key, send.id)] = (send.second_message, send.delay_seconds)
     rows = []

@@ -51,7 +51,12 @@ def cancel_send(
     follow-up is created for it any more. Messages a worker holds at this moment are checked
     again before they go out (the engine skips them) or, if already with the provider, keep
     their outcome. Returns how many messages were cancelled; audited; the caller commits.
+
+    The send's row is locked first (and its status read again): two cancels at once cancel it
+    once, and a worker recording an acceptance at this moment either commits its follow-up
+    before (cancelled here) or sees the cancel (see `after_first_accepted`).
     """
+    db.session.refresh(send, with_for_update=True)
     if not is_sending(send):
         raise ValidationError(f"{send_label(send)} is not sending, so there is nothing to cancel.")
     now = now or utcnow()
