@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # The GSM 03.38 basic character set, and the extension table whose characters take two septets.
@@ -13,6 +14,9 @@ GSM7_EXTENDED = frozenset("^{}\\[~]|€\f")
 
 GSM7_SINGLE, GSM7_PART = 160, 153  # a concatenated part loses 7 septets to its header
 UCS2_SINGLE, UCS2_PART = 70, 67
+_GSM7_ANY = GSM7_BASIC | GSM7_EXTENDED
+# One scan finds the first character outside the basic table; most texts have none.
+_NOT_BASIC = re.compile("[^" + re.escape("".join(sorted(GSM7_BASIC))) + "]")
 
 
 @dataclass(frozen=True)
@@ -26,31 +30,44 @@ class SmsCount:
     non_gsm: tuple[str, ...]  # the characters that forced UCS-2, for the editors' warning
 
 
+def _encoding_units(body: str) -> tuple[str, int]:
+    """The encoding and its units, exactly: GSM-7 septets (extension characters count twice) or
+    UTF-16 code units. A text wholly in the basic table (the usual one) costs one regex scan."""
+    if _NOT_BASIC.search(body) is None:
+        return "GSM-7", len(body)
+    chars = set(body)
+    if chars <= _GSM7_ANY:
+        return "GSM-7", len(body) + sum(body.count(ch) for ch in chars & GSM7_EXTENDED)
+    return "UCS-2", len(body.encode("utf-16-le")) // 2
+
+
+def _parts(encoding: str, units: int) -> tuple[int, int]:
+    """Segments for `units` and the capacity of each at that length."""
+    single, part = (GSM7_SINGLE, GSM7_PART) if encoding == "GSM-7" else (UCS2_SINGLE, UCS2_PART)
+    if units == 0:
+        return 0, single
+    if units <= single:
+        return 1, single
+    return -(-units // part), part
+
+
 def count_sms(body: str) -> SmsCount:
     """How many segments `body` takes. An empty body is 0 segments.
 
     GSM-7 when every character is in the basic or extension table (extension characters count
     twice); otherwise UCS-2, counted in UTF-16 code units, so an emoji outside the BMP takes two.
     """
-    non_gsm = tuple(
-        dict.fromkeys(ch for ch in body if ch not in GSM7_BASIC and ch not in GSM7_EXTENDED)
+    encoding, units = _encoding_units(body)
+    non_gsm = (
+        tuple(dict.fromkeys(ch for ch in body if ch not in _GSM7_ANY))
+        if encoding == "UCS-2"
+        else ()
     )
-    if not non_gsm:
-        encoding, single, part = "GSM-7", GSM7_SINGLE, GSM7_PART
-        units = sum(2 if ch in GSM7_EXTENDED else 1 for ch in body)
-    else:
-        encoding, single, part = "UCS-2", UCS2_SINGLE, UCS2_PART
-        units = len(body.encode("utf-16-le")) // 2
-    if units == 0:
-        segments, per_segment = 0, single
-    elif units <= single:
-        segments, per_segment = 1, single
-    else:
-        segments, per_segment = -(-units // part), part
-    remaining = segments * per_segment - units if segments else single
+    segments, per_segment = _parts(encoding, units)
+    remaining = segments * per_segment - units if segments else per_segment
     return SmsCount(encoding, len(body), units, segments, per_segment, remaining, non_gsm)
 
 
 def sms_segments(body: str) -> int:
     """Segments billed for `body`; at least 1, since even an empty message is one SMS."""
-    return max(1, count_sms(body).segments)
+    return max(1, _parts(*_encoding_units(body))[0])

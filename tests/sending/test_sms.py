@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.sending.sms import count_sms, sms_segments
+from app.sending.sms import GSM7_BASIC, GSM7_EXTENDED, count_sms, sms_segments
 
 
 @pytest.mark.parametrize(
@@ -45,3 +45,19 @@ def test_remaining_says_how_much_fits_before_another_segment():
 def test_an_empty_message_still_costs_one_sms():
     assert sms_segments("") == 1
     assert sms_segments("a" * 307) == 3
+
+
+def _units_one_by_one(body: str) -> tuple[str, int]:
+    """The definition, character by character: what the fast path must agree with."""
+    if all(ch in GSM7_BASIC or ch in GSM7_EXTENDED for ch in body):
+        return "GSM-7", sum(2 if ch in GSM7_EXTENDED else 1 for ch in body)
+    return "UCS-2", sum(2 if ord(ch) > 0xFFFF else 1 for ch in body)
+
+
+def test_the_count_agrees_with_the_definition_for_every_character_alone_and_in_a_text():
+    astral = [chr(cp) for cp in range(0x1F300, 0x1F320)]
+    for ch in [chr(cp) for cp in (*range(0xD800), *range(0xE000, 0x10000))] + astral:
+        for body in (ch, "a" * 159 + ch, "€" * 79 + ch):
+            count = count_sms(body)
+            assert (count.encoding, count.units) == _units_one_by_one(body), repr(body)
+            assert sms_segments(body) == max(1, count.segments)
