@@ -108,7 +108,9 @@ def test_the_index_without_campaigns_says_so_and_only_operators_get_new(client, 
 def test_upcoming_campaigns_say_who_when_and_how_many_people_escaped(viewer_client):
     ContactFactory.create_batch(3)
     readers = SegmentFactory(name="Readers <b>")
-    staff = SegmentFactory(name="Staff", rule={"all": [{"type": "zip_code", "op": "in", "values": ["00000"]}]})
+    staff = SegmentFactory(
+        name="Staff", rule={"all": [{"type": "zip_code", "op": "in", "values": ["00000"]}]}
+    )
     label = MissiveLabelFactory(name="Detroit")
     campaign = save_campaign(
         None,
