@@ -215,7 +215,9 @@ def segments_select(
     )
     exclude = build.groups(targeting.get("exclude") or [])
     if exclude is not None:
-        query = query.where(sa.not_(exclude))
+        # A rule that cannot tell (NULL: no such attribute, no zip code) does not subtract:
+        # NOT NULL would drop the contact silently.
+        query = query.where(sa.not_(sa.func.coalesce(exclude, sa.false())))
     return query
 
 

@@ -113,6 +113,24 @@ def test_exclude_groups_are_subtracted(town):
     assert reached([[lab(t["voters"])]], [[seg(everyone)]]) == set()
 
 
+def test_an_exclude_rule_that_cannot_tell_about_a_contact_does_not_subtract_them(town):
+    # SQL's NULL: a contact without the attribute (or without a zip code) neither matches nor
+    # fails to match a leave-out rule on it; they must stay in, not vanish with NOT NULL.
+    t = town
+    everyone = SegmentFactory(rule={"all": []})
+    skip = SegmentFactory(
+        rule={"all": [{"type": "attribute", "key": "flow", "op": "equals", "value": "skip"}]}
+    )
+    skipped = ContactFactory(zip_code="48201", attributes={"flow": "skip"})
+    no_zip = ContactFactory(zip_code=None)
+    db.session.flush()
+    people = ids(t["ava"], t["ben"], t["cleo"], t["dev"], t["eli"], no_zip)
+    assert reached([[seg(everyone)]], [[seg(skip)]]) == people
+    assert reached([[seg(everyone)]], [[seg(zip_segment("48207"))]]) == (
+        people | ids(skipped)
+    ) - ids(t["eli"])
+
+
 def test_label_since_means_applied_on_or_after_that_day_in_the_org_zone(app):
     label = MissiveLabelFactory()
     # The day starts at midnight in Detroit (05:00 UTC that day), not at midnight UTC.
