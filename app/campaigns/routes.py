@@ -30,6 +30,7 @@ from app.campaigns.services import (
 )
 from app.extensions import db
 from app.htmx import hx_redirect, is_htmx, vary_on_htmx, wants_partial
+from app.jobs.campaigns import labels_unavailable
 from app.models import Campaign, Role
 from app.pagination import page_number
 from app.security import require_role
@@ -109,6 +110,7 @@ def _show(campaign: Campaign, **extra: Any) -> Response:
         zone_label=zone_label(_zone()),
         can_edit=_can_edit(),
         started=is_started(campaign),
+        labels_unavailable=labels_unavailable(current_app.config),
     )
     if context["started"]:
         context.update(progress_context(campaign), **recipients_context(campaign, request.args))

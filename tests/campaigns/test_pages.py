@@ -306,16 +306,36 @@ def test_a_personalized_campaign_shows_its_template_and_rows_missing_a_value(vie
     [
         ("ready", None, "Election desk: ready"),
         ("pending", None, "Election desk: being created"),
-        ("failed", "Missive answered 429", "Election desk: failed: Missive answered 429, retrying"),
+        (
+            "failed",
+            "Missive is rate limiting us (429); retrying in 60 s.",
+            "Election desk: Missive is rate limiting us (429); retrying in 60 s.",
+        ),
     ],
 )
-def test_the_missive_label_state_is_said(viewer_client, state, error, words):
+def test_the_missive_label_state_is_said(app, viewer_client, monkeypatch, state, error, words):
+    for key, value in (
+        ("TRANSPORT", "missive"),
+        ("MISSIVE_API_TOKEN", "token"),
+        ("MISSIVE_ORGANIZATION_ID", "org"),
+    ):
+        monkeypatch.setitem(app.config, key, value)
     campaign = CampaignFactory(
         missive_label_name="Election desk", label_state=state, label_error=error
     )
     db.session.commit()
     html = viewer_client.get(f"/campaigns/{campaign.id}").get_data(as_text=True)
     assert words in by_id(html, f"campaigns-label-{campaign.id}").text
+    assert "retrying, retrying" not in html and "Not applied" not in html
+
+
+def test_a_label_is_said_not_applied_when_the_transport_is_not_missive(viewer_client):
+    campaign = CampaignFactory(missive_label_name="Election desk", label_state="ready")
+    db.session.commit()
+    html = viewer_client.get(f"/campaigns/{campaign.id}").get_data(as_text=True)
+    said = by_id(html, f"campaigns-label-{campaign.id}").text
+    assert "Not applied: Missive labels need the Missive transport" in said
+    assert "ready" not in said
 
 
 def test_a_campaign_without_a_label_says_nothing_of_one(viewer_client):
