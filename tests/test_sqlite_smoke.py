@@ -79,7 +79,8 @@ def test_main_flow_on_sqlite(tmp_path):
             {"c": campaign.id},
         )
     assert rows == estimate > 0
-    assert client.get(f"/campaigns/{campaign.id}").status_code in (200, 404)
+    page = client.get(f"/campaigns/{campaign.id}")
+    assert page.status_code == 200 and b"Election day reminder" in page.data
 
 
 def test_sqlite_enforces_foreign_keys(tmp_path):
