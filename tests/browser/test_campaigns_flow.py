@@ -1,0 +1,508 @@
+"""Campaigns end to end, as an operator uses them in Chromium: each kind of target (segments and
+labels, an uploaded list, personalized rows from a template) is built on the New campaign page,
+its live estimate followed, its confirmation read, and it is sent now; the every-minute tick
+starts it, a real worker sends it through the simulator, and the campaign's page shows the live
+progress reach done, the funnel, the failures by code, the recipients table and the CSV of
+outcomes; on a laptop and in a 320-px sidebar-sized window.
+
+The server is this module's own (database and Redis db of its own), so the figures are exactly
+those of the contacts seeded here."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import redis
+import sqlalchemy as sa
+from playwright.sync_api import Page, expect
+
+from bench.common import kill_tree
+from tests.browser.conftest import LiveServer, PageProblems, serve
+from tests.browser.test_navigation import (
+    DESKTOP,
+    SIDEBAR,
+    assert_page_ok,
+    horizontal_overflow,
+    sign_in,
+)
+from tests.browser.test_navigation import screenshot as full_page_screenshot
+from tests.support import (
+    ROOT,
+    database_url_named,
+    run_worker_py,
+    scratch_database,
+    start_worker_py,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ZONE = ZoneInfo("America/Detroit")
+DATABASE = scratch_database("e2e_campaigns")
+# A Redis db of its own: the server's queues, scheduled receipts and pacing never meet another
+# suite's; flushed before the server starts, so no job of an earlier run reaches this database.
+REDIS_URL = os.environ.get("TEST_E2E_CAMPAIGNS_REDIS_URL", "redis://127.0.0.1:6379/11")
+FAILING_CODE = "30006"  # the simulator fails numbers ending in 0000 with it
+TICK = (
+    "from app import create_app\n"
+    "from app.jobs.tick import tick\n"
+    "app = create_app()\n"
+    "with app.app_context():\n"
+    "    print(tick())\n"
+)
+
+
+# -- the server, and this module's page on it ---------------------------------------------------
+@pytest.fixture(scope="module")
+def live_server() -> Iterator[LiveServer]:
+    """This module's server (it overrides the suite's, so `page` and `context` use it)."""
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    with serve(DATABASE, REDIS_URL, "browser-campaigns-server.log") as server:
+        yield server
+
+
+def engine() -> sa.Engine:
+    return sa.create_engine(database_url_named(DATABASE))
+
+
+def no_problems(problems: PageProblems, server: LiveServer) -> None:
+    assert problems.console_errors == []
+    assert problems.csp_violations == []
+    assert problems.page_errors == []
+    assert problems.failed_responses == []
+    assert "Traceback" not in server.log()
+
+
+# -- seeded people -------------------------------------------------------------------------------
+@dataclass
+class Person:
+    phone: str
+    name: str
+    zip_code: str = "48000"
+    skip: bool = False  # in the "leave out" segment
+    unsubscribed: bool = False
+    excluded: bool = False
+    upload_only: bool = False
+    label_days_ago: int | None = None  # the label last applied this many days ago
+    label_removed: bool = False
+    # What this test expects of them:
+    notes: list[str] = field(default_factory=list)
+
+
+def plant(people: list[Person], segments: dict[str, dict], label: str | None) -> None:
+    """Contacts, segments (name → rule) and one mirrored Missive label with its conversations,
+    written straight to the server's database, as the mirror and earlier imports leave them."""
+    now = datetime.now(ZONE)
+    with engine().begin() as conn:
+        for name, rule in segments.items():
+            conn.execute(
+                sa.text(
+                    "INSERT INTO segments (name, description, rule, created_at, updated_at) "
+                    "VALUES (:name, '', CAST(:rule AS json), now(), now())"
+                ),
+                {"name": name, "rule": _json(rule)},
+            )
+        label_id = None
+        if label:
+            label_id = conn.execute(
+                sa.text(
+                    "INSERT INTO missive_labels (missive_id, name, created_at, updated_at) "
+                    "VALUES (:mid, :name, now(), now()) RETURNING id"
+                ),
+                {"mid": f"label-{uuid.uuid4().hex[:12]}", "name": label},
+            ).scalar_one()
+        for p in people:
+            contact_id = conn.execute(
+                sa.text(
+                    "INSERT INTO contacts (phone, name, zip_code, attributes, unsubscribed, "
+                    "unsubscribed_at, unsubscribe_reason, excluded, excluded_at, exclude_reason, "
+                    "source, created_at, updated_at) VALUES (:phone, :name, :zip, "
+                    "CAST(:attrs AS json), :unsub, CASE WHEN :unsub THEN now() END, "
+                    "CASE WHEN :unsub THEN 'replied STOP' END, :excl, "
+                    "CASE WHEN :excl THEN now() END, CASE WHEN :excl THEN 'manual' END, "
+                    ":source, now() - interval '40 days', now()) RETURNING id"
+                ),
+                {
+                    "phone": p.phone,
+                    "name": p.name,
+                    "zip": p.zip_code,
+                    "attrs": _json({"flow": "skip"} if p.skip else {}),
+                    "unsub": p.unsubscribed,
+                    "excl": p.excluded,
+                    "source": "upload" if p.upload_only else "conversation",
+                },
+            ).scalar_one()
+            if p.label_days_ago is None or label_id is None:
+                continue
+            conversation_id = conn.execute(
+                sa.text(
+                    "INSERT INTO missive_conversations (missive_id, contact_id, phone, closed, "
+                    "created_at, updated_at) VALUES (:mid, :cid, :phone, false, now(), now()) "
+                    "RETURNING id"
+                ),
+                {"mid": f"conv-{uuid.uuid4().hex[:12]}", "cid": contact_id, "phone": p.phone},
+            ).scalar_one()
+            applied = now - timedelta(days=p.label_days_ago)
+            conn.execute(
+                sa.text(
+                    "INSERT INTO missive_conversation_labels (conversation_id, label_id, "
+                    "first_applied_at, last_applied_at, removed, removed_at) VALUES (:conv, "
+                    ":label, :at, :at, :removed, CASE WHEN :removed THEN now() END)"
+                ),
+                {
+                    "conv": conversation_id,
+                    "label": label_id,
+                    "at": applied,
+                    "removed": p.label_removed,
+                },
+            )
+
+
+def _json(value: object) -> str:
+    return json.dumps(value)
+
+
+# -- the campaign's life outside the browser -----------------------------------------------------
+def campaign_row(campaign_id: int) -> sa.Row:
+    with engine().connect() as conn:
+        return conn.execute(
+            sa.text("SELECT status, run_at, actual_recipients FROM campaigns WHERE id = :id"),
+            {"id": campaign_id},
+        ).one()
+
+
+def the_minute_passes(campaign_id: int) -> None:
+    """ "Send now" runs a minute after it was confirmed (time to take it back): the test does not
+    wait for it, the run time is moved a minute earlier."""
+    with engine().begin() as conn:
+        moved = conn.execute(
+            sa.text(
+                "UPDATE campaigns SET run_at = run_at - interval '61 seconds' "
+                "WHERE id = :id AND status = 'scheduled'"
+            ),
+            {"id": campaign_id},
+        ).rowcount
+    assert moved == 1
+
+
+def run_tick(server: LiveServer) -> str:
+    """One pass of the every-minute tick, in a process of its own as the scheduler's worker runs
+    it: it starts the due campaign (rows written, sending enqueued); no worker sends yet."""
+    done = subprocess.run(
+        [sys.executable, "-c", TICK],
+        cwd=ROOT,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def run_jobs(server: LiveServer) -> None:
+    """A real RQ worker runs the waiting jobs (an upload's check or import), then exits."""
+    done = run_worker_py(["worker", "--burst"], server.env)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@contextlib.contextmanager
+def sending(server: LiveServer) -> Iterator[None]:
+    """A real worker, and the scheduler (polling every second) that moves the simulator's
+    receipts and runs the every-minute tick, for as long as the block runs."""
+    processes = [
+        start_worker_py(args, server.env) for args in (["worker"], ["scheduler", "--interval", "1"])
+    ]
+    try:
+        yield
+    finally:
+        for process in processes:
+            kill_tree(process)
+
+
+# -- what a person does on the pages -------------------------------------------------------------
+def count(n: int) -> str:
+    return f"{n:,}"
+
+
+def estimate(page: Page):
+    return page.locator("#campaigns-estimate-count")
+
+
+def add_condition(page: Page, at: str, name: str, button: str) -> None:
+    """Pick a segment or label in one of the builder's pickers and press its button; the server
+    re-renders the builder, which asks for the estimate again."""
+    page.select_option(f"#campaigns-add-{at}", label=name)
+    with page.expect_response(re.compile(r"/campaigns/targeting$")):
+        page.locator(f"#campaigns-add-{at} + button", has_text=button).click()
+
+
+def review(page: Page) -> None:
+    with page.expect_response(re.compile(r"/campaigns/preview$")) as response:
+        page.get_by_role("button", name="Review").click()
+    assert response.value.status == 200, response.value.text()[:2000]
+    expect(page.locator("#campaigns-review")).to_be_visible()
+
+
+def send_in_a_minute(page: Page) -> int:
+    """Confirm "Send now" from the review; returns the campaign's id from its page's URL."""
+    with page.expect_navigation(url=re.compile(r"/campaigns/\d+$")):
+        page.get_by_role("button", name="Send in a minute").click()
+    return int(page.url.rsplit("/", 1)[1])
+
+
+def screenshot(page: Page, name: str) -> None:
+    """The whole page, scrolled to the top first (else the sticky header is drawn mid-page)."""
+    page.evaluate("window.scrollTo(0, 0)")
+    full_page_screenshot(page, name)
+
+
+def no_overflow(page: Page, width: int, what: str) -> None:
+    assert horizontal_overflow(page) <= 1, f"{what} is wider than {width} px"
+
+
+def upload_csv(page: Page, server: LiveServer, name: str, content: str) -> None:
+    """Choose the file, upload it, let a worker check it, and wait for the report in place."""
+    page.get_by_label("CSV file").set_input_files(
+        {"name": name, "mimeType": "text/csv", "buffer": content.encode()}
+    )
+    with page.expect_response(re.compile(r"/campaigns/upload$")) as response:
+        page.get_by_role("button", name="Upload and check").click()
+    assert response.value.status == 200, response.value.text()[:2000]
+    expect(page.locator("#campaigns-upload-state")).to_contain_text("Checking every row")
+    run_jobs(server)
+    # The step polls itself every 2 s; the report replaces the progress.
+    expect(page.locator("#uploads-summary")).to_be_visible(timeout=10_000)
+    expect(page.locator("#campaigns-upload-state")).to_contain_text("Checked.")
+
+
+def import_rows(page: Page, server: LiveServer, valid: int) -> None:
+    button = page.get_by_role("button", name=f"Import {valid} contact")
+    with page.expect_response(re.compile(r"/import$")):
+        button.click()
+    run_jobs(server)
+    expect(page.locator("#uploads-done")).to_be_visible(timeout=10_000)
+    expect(page.locator("#campaigns-upload-state")).to_contain_text("Imported")
+
+
+def watch_it_send(
+    page: Page, server: LiveServer, campaign_id: int, recipients: int, shot: str
+) -> None:
+    """From the campaign's page right after "Send in a minute": the minute passes, the tick
+    starts it, the page shows its progress, and a real worker sends it while the page polls."""
+    expect(page.locator("#flash")).to_contain_text("scheduled for")
+    expect(page.locator(f"#campaigns-estimate-count-{campaign_id}")).to_have_text(count(recipients))
+    expect(page.locator(f"#campaigns-when-{campaign_id}")).to_contain_text("Sends")
+    screenshot(page, f"{shot}-scheduled.png")
+
+    the_minute_passes(campaign_id)
+    run_tick(server)
+    row = campaign_row(campaign_id)
+    assert (row.status, row.actual_recipients) == ("sending", recipients)
+    # The page of a scheduled campaign does not follow its start: a person reloads it.
+    page.reload()
+    bar = page.locator(f"#campaigns-progress-bar-{campaign_id}")
+    expect(bar).to_be_visible()
+    assert bar.get_attribute("max") == str(recipients)
+    progress = page.locator(f"#campaigns-progress-{campaign_id}")
+    assert progress.get_attribute("hx-trigger") == "every 2s"
+    expect(page.locator(f"#campaigns-progress-text-{campaign_id}")).to_contain_text(
+        f"0 of {recipients} first messages done"
+    )
+    screenshot(page, f"{shot}-sending.png")
+
+    with sending(server):
+        # No reload: the progress polls itself until the campaign is done.
+        expect(page.locator(f"#campaigns-done-{campaign_id}")).to_be_visible(timeout=60_000)
+        expect(bar).to_have_count(0)
+        assert progress.get_attribute("hx-trigger") is None  # polling stopped
+        stats = page.locator(f"#campaigns-stats-{campaign_id}")
+        expect(stats).to_contain_text(re.compile(rf"{recipients}\s*recipients"))
+        expect(stats).to_contain_text(re.compile(rf"{recipients}\s*first messages sent"))
+        wait_for_receipts(page, campaign_id)
+    assert campaign_row(campaign_id).status == "sent"
+
+
+def wait_for_receipts(page: Page, campaign_id: int, timeout: float = 30) -> None:
+    """The simulator's receipts come a second after each message; the figures follow (the page
+    shows them on a reload once the send is done)."""
+    deadline = time.monotonic() + timeout
+    rate = page.locator(f"#campaigns-delivery-rate-{campaign_id}")
+    while True:
+        page.reload()
+        note = rate.locator("xpath=..").inner_text()
+        if "awaiting receipt" not in note:
+            return
+        assert time.monotonic() < deadline, f"receipts still awaited: {note}"
+        time.sleep(1)
+
+
+def outcomes_csv(page: Page) -> list[dict[str, str]]:
+    """Download the CSV of outcomes from the recipients card, as a person would."""
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download outcomes (CSV)").click()
+    path = download.value.path()
+    assert path is not None
+    return list(csv.DictReader(io.StringIO(Path(path).read_text(encoding="utf-8-sig"))))
+
+
+def filter_recipients(page: Page, status_label: str) -> None:
+    with page.expect_response(re.compile(r"/campaigns/\d+/recipients")):
+        page.get_by_label("Status").select_option(label=status_label)
+
+
+# -- 1. segments and labels ----------------------------------------------------------------------
+def segments_people(exchange: str) -> tuple[list[Person], str, str]:
+    """Who is where: segment A is a zip code, "leave out" is an attribute, and the label was
+    applied at various times (removed once). Returns (people, zip of A, another zip)."""
+    zip_a, zip_other = f"4{exchange}1", f"4{exchange}2"
+
+    def phone(last: int) -> str:
+        return f"+1248{exchange}{last:04d}"
+
+    people = [
+        Person(phone(101), "Ana Segment", zip_a),
+        Person(phone(102), "Ben Segment", zip_a),
+        Person(phone(103), "Cleo Upload-only", zip_a, upload_only=True),
+        Person(phone(0), "Fail Number", zip_a),
+        Person(phone(104), "Dan Unsubscribed", zip_a, unsubscribed=True),
+        Person(phone(105), "Eve Excluded", zip_a, excluded=True),
+        Person(phone(106), "Finn Left-out", zip_a, skip=True),
+        Person(phone(107), "Gus Label", zip_other, label_days_ago=2),
+        Person(phone(108), "Hana Label", zip_other, label_days_ago=5),
+        Person(phone(109), "Ida Old-label", zip_other, label_days_ago=30),
+        Person(phone(110), "Jo Removed-label", zip_other, label_days_ago=2, label_removed=True),
+        Person(phone(111), "Kai Both", zip_a, label_days_ago=1),
+        Person(phone(112), "Lu Label-left-out", zip_other, label_days_ago=3, skip=True),
+        Person(phone(113), "Mo Label-unsubscribed", zip_other, label_days_ago=3, unsubscribed=True),
+        Person(phone(114), "Nia Nobody", zip_other),
+    ]
+    return people, zip_a, zip_other
+
+
+SINCE_DAYS = 10
+
+
+def reached(
+    people: list[Person], zip_a: str, *, label: bool, since: bool, leave_out: bool
+) -> list[Person]:
+    """Who the builder's target reaches at each step, from the seeded facts (SPEC 5)."""
+
+    def matches(p: Person) -> bool:
+        if p.unsubscribed or p.excluded:
+            return False
+        has_label = p.label_days_ago is not None and not p.label_removed
+        if since:
+            has_label = has_label and p.label_days_ago <= SINCE_DAYS
+        included = p.zip_code == zip_a or (label and has_label)
+        return included and not (leave_out and p.skip)
+
+    return [p for p in people if matches(p)]
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, SIDEBAR], ids=["1280", "320"])
+def test_segments_and_labels_campaign_is_built_with_a_live_estimate_reviewed_sent_and_read(
+    page: Page, live_server: LiveServer, problems: PageProblems, viewport
+):
+    width = viewport["width"]
+    exchange = {1280: "561", 320: "562"}[width]
+    people, zip_a, _ = segments_people(exchange)
+    segment_a, leave_out, label = f"Zip {zip_a}", f"Left out {width}", f"Readers {width}"
+    plant(
+        people,
+        {
+            segment_a: {"all": [{"type": "zip_code", "op": "in", "values": [zip_a]}]},
+            leave_out: {
+                "all": [{"type": "attribute", "key": "flow", "op": "equals", "value": "skip"}]
+            },
+        },
+        label,
+    )
+    only_a = reached(people, zip_a, label=False, since=False, leave_out=False)
+    a_or_label = reached(people, zip_a, label=True, since=False, leave_out=False)
+    a_or_recent = reached(people, zip_a, label=True, since=True, leave_out=False)
+    final = reached(people, zip_a, label=True, since=True, leave_out=True)
+    assert len({len(only_a), len(a_or_label), len(a_or_recent), len(final)}) == 4
+    failing = [p for p in final if p.phone.endswith("0000")]
+    assert len(failing) == 1
+
+    page.set_viewport_size(viewport)
+    page.goto("/campaigns/")
+    sign_in(page, live_server)
+    assert_page_ok(page, "Campaigns")
+    with page.expect_navigation():
+        page.get_by_role("button", name="New campaign").click()
+    assert_page_ok(page, "New campaign")
+    title = f"Bus routes {width}"
+    page.get_by_label("Title").fill(title)
+
+    # Include = (segment A) OR (label since a date); exclude = (the leave-out segment).
+    add_condition(page, "include", segment_a, "Add")
+    expect(estimate(page)).to_have_text(count(len(only_a)))
+    add_condition(page, "include", label, "+ another group (or)")
+    expect(page.locator("#campaigns-include-1-0")).to_be_visible()
+    expect(estimate(page)).to_have_text(count(len(a_or_label)))
+    since = (datetime.now(ZONE) - timedelta(days=SINCE_DAYS)).date().isoformat()
+    page.locator("#campaigns-include-1-0").get_by_label("Label applied on or after").fill(since)
+    expect(estimate(page)).to_have_text(count(len(a_or_recent)))
+    add_condition(page, "exclude", leave_out, "Add")
+    expect(page.locator("#campaigns-exclude-0-0")).to_be_visible()
+    expect(estimate(page)).to_have_text(count(len(final)))
+
+    text = "The bus routes change on Monday: see the new map at the library or reply MAP."
+    page.get_by_label("First message").fill(text)
+    expect(page.locator("#campaigns-first_message-count")).to_contain_text("1 SMS")
+    page.get_by_label("Send now").check()
+    no_overflow(page, width, "/campaigns/new")
+    screenshot(page, f"campaigns-flow-segments-new-{width}.png")
+
+    review(page)
+    expect(page.locator("#campaigns-review-recipients")).to_have_text(count(len(final)))
+    expect(page.locator("#campaigns-review-segments")).to_have_text(count(len(final)))
+    expect(page.locator("#campaigns-review-duration")).to_have_text("under a minute")
+    messages = page.locator("#campaigns-review-messages")
+    expect(messages).to_contain_text(text)
+    expect(messages).to_contain_text("1 SMS")
+    expect(messages).to_contain_text("GSM-7")
+    expect(page.locator("#campaigns-review-when")).to_contain_text("Now")
+    no_overflow(page, width, "the review")
+    screenshot(page, f"campaigns-flow-segments-review-{width}.png")
+
+    campaign_id = send_in_a_minute(page)
+    assert_page_ok(page, title)
+    watch_it_send(page, live_server, campaign_id, len(final), f"campaigns-flow-segments-{width}")
+
+    # The results: the failure by code, the failed person in the table, everyone in the CSV.
+    failures = page.locator(f"#campaigns-failures-{campaign_id}")
+    expect(failures).to_contain_text(FAILING_CODE)
+    expect(page.locator(f"#campaigns-funnel-{campaign_id}")).to_contain_text("Recipients")
+    card = page.locator("#campaigns-recipients-card")
+    expect(card.locator("tbody tr")).to_have_count(len(final))
+    filter_recipients(page, "Did not get it")
+    expect(card.locator("tbody tr")).to_have_count(1)
+    expect(card.locator("tbody tr")).to_contain_text(failing[0].phone)
+    expect(card.locator("tbody tr")).to_contain_text(FAILING_CODE)
+    no_overflow(page, width, f"/campaigns/{campaign_id}")
+    screenshot(page, f"campaigns-flow-segments-done-{width}.png")
+
+    rows = outcomes_csv(page)
+    assert sorted(r["phone"] for r in rows) == sorted(p.phone for p in final)
+    by_phone = {r["phone"]: r for r in rows}
+    bad = by_phone[failing[0].phone]
+    assert (bad["got it"], bad["error code"]) == ("no", FAILING_CODE)
+    assert {r["got it"] for r in rows if r["phone"] != failing[0].phone} == {"yes"}
+    no_problems(problems, live_server)
