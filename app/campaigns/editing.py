@@ -43,6 +43,7 @@ from app.campaigns.services import (
 )
 from app.extensions import db
 from app.htmx import hx_redirect, hx_retarget, is_htmx, vary_on_htmx, wants_partial
+from app.jobs.campaigns import enqueue_campaign_label
 from app.models import (
     Campaign,
     CampaignTarget,
@@ -124,15 +125,20 @@ def _form_context(
         zone_label=zone_label(_zone()),
         today=now.astimezone(ZoneInfo(_zone())).date().isoformat(),
         label_hint=_label_hint(values["missive_label_name"]),
-        action_url=url_for("campaigns.update", campaign_id=campaign.id)
-        if campaign
-        else url_for("campaigns.create"),
+        action_url=_action_url(campaign),
         estimate=estimate(form.target_input(), now=now, zone=_zone()),
         preview=None,
         **_upload_context(_upload(values["upload_id"])),
     )
     context.update(extra)
     return context
+
+
+def _action_url(campaign: Campaign | None) -> str:
+    """Where the form saves: a new campaign, or this one."""
+    if campaign is None:
+        return url_for("campaigns.create")
+    return url_for("campaigns.update", campaign_id=campaign.id)
 
 
 def _text(value: str) -> str:
@@ -229,10 +235,6 @@ def _save(campaign: Campaign | None) -> Response:
 
 def _enqueue_label(campaign: Campaign) -> None:
     """Find or create the campaign's Missive label in a job; it never blocks the campaign."""
-    try:
-        from app.jobs.campaigns import enqueue_campaign_label
-    except ImportError:  # pragma: no cover - TODO: the label job is being written
-        return
     try:
         enqueue_campaign_label(campaign.id)
     except (RedisError, OSError):
@@ -382,14 +384,20 @@ def preview():
     except ValidationError as exc:
         return _refused(form, campaign, exc)
     db.session.rollback()
-    context = _preview_context(form, checked, result, campaign)
+    context = _preview_context(form, checked, result)
     if wants_partial():
-        return _page(render_template("campaigns/partials/_preview.html", **context))
+        html = render_template(
+            "campaigns/partials/_preview.html",
+            campaign=campaign,
+            action_url=_action_url(campaign),
+            **context,
+        )
+        return _page(html)
     return _render_form(form, campaign, **context)
 
 
 def _preview_context(
-    form: CampaignForm, checked: CheckedCampaign, result: Preview, campaign: Campaign | None
+    form: CampaignForm, checked: CheckedCampaign, result: Preview
 ) -> dict[str, Any]:
     return dict(
         checked=checked,
@@ -397,10 +405,6 @@ def _preview_context(
         duration=duration_words(result.duration_seconds),
         send_now=form.values["when"] == "now",
         review_label=_label_hint(checked.missive_label_name or ""),
-        action_url=url_for("campaigns.update", campaign_id=campaign.id)
-        if campaign
-        else url_for("campaigns.create"),
-        campaign=campaign,
     )
 
 
