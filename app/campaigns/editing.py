@@ -214,7 +214,7 @@ def _save(campaign: Campaign | None) -> Response:
         check_nul(request.form)
         saved = save_campaign(
             campaign,
-            form.to_input(_zone()),
+            form.to_input(_zone(), draft=not schedule),
             schedule=schedule,
             user=current_user,
             now=now,

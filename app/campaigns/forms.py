@@ -253,9 +253,13 @@ class CampaignForm:
         """The submission for the live estimate (only its target is checked): never raises."""
         return self._input()
 
-    def to_input(self, zone: str) -> CampaignInput:
-        """The whole submission; ValidationError for a delay or run time that does not parse."""
+    def to_input(self, zone: str, *, draft: bool = False) -> CampaignInput:
+        """The whole submission; ValidationError for a delay or run time that does not parse.
+        A draft saved with "Send now" keeps no time: it is sent when someone schedules it."""
         send_now = self.values["when"] == "now"
+        if draft and send_now:
+            send_now = False
+            self.values.update(when="later", run_date="", run_time="")
         delay = self.values["delay_minutes"]
         no_follow_up = not self.values["second_message"].strip()
         return self._input(

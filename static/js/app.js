@@ -130,8 +130,16 @@
   }
   document.addEventListener("input", dropReview);
   document.addEventListener("change", dropReview);
+  // A refused form (or file) comes back marked: put the cursor in the first field to fix.
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    if (!evt.detail.xhr || evt.detail.xhr.status !== 422) return;
+    var form = document.getElementById("campaigns-form");
+    if (!form) return;
+    var field = form.querySelector('input[aria-invalid="true"], select[aria-invalid="true"], textarea[aria-invalid="true"]');
+    if (field) field.focus({ preventScroll: true });
+  });
   document.addEventListener("htmx:afterSwap", function (evt) {
-    if (evt.target.id !== "campaigns-preview" || evt.detail.xhr.status !== 200) return;
+    if (evt.target.id !== "campaigns-preview" || !evt.detail.xhr || evt.detail.xhr.status !== 200) return;
     var form = document.getElementById("campaigns-form");
     form.querySelectorAll("[data-field-error], #campaigns-form-errors").forEach(function (el) { el.remove(); });
     form.querySelectorAll('[aria-invalid="true"]').forEach(function (el) {

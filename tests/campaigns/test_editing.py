@@ -498,6 +498,11 @@ def test_save_as_draft_keeps_it_from_sending_even_without_a_time(operator_client
         "saved as a draft"
         in by_id(operator_client.get(response.location).get_data(as_text=True), "flash").text
     )
+    # A draft saved with "Send now" keeps no time: it goes when someone schedules it.
+    fields.update(when="now")
+    assert operator_client.post("/campaigns/", data=fields).status_code == 303
+    assert latest_campaign().run_at is None and latest_campaign().status == CampaignStatus.DRAFT
+    fields.update(when="later")
     # Scheduling needs a time (or send now).
     fields["action"] = "schedule"
     before = campaigns()
