@@ -277,7 +277,7 @@ def no_overflow(page: Page, width: int, what: str) -> None:
 
 def upload_csv(page: Page, server: LiveServer, name: str, content: str) -> None:
     """Choose the file, upload it, let a worker check it, and wait for the report in place."""
-    page.get_by_label("CSV file").set_input_files(
+    page.locator("#campaigns-file").set_input_files(
         {"name": name, "mimeType": "text/csv", "buffer": content.encode()}
     )
     with page.expect_response(re.compile(r"/campaigns/upload$")) as response:
@@ -505,4 +505,205 @@ def test_segments_and_labels_campaign_is_built_with_a_live_estimate_reviewed_sen
     bad = by_phone[failing[0].phone]
     assert (bad["got it"], bad["error code"]) == ("no", FAILING_CODE)
     assert {r["got it"] for r in rows if r["phone"] != failing[0].phone} == {"yes"}
+
+    # The campaigns index lists it in the history, with its figures.
+    page.get_by_role("link", name="Campaigns").first.click()
+    history = page.locator(f"#campaigns-history-{campaign_id}")
+    expect(history).to_contain_text(title)
+    expect(history).to_contain_text(str(len(final)))
+    no_overflow(page, width, "/campaigns/")
+    no_problems(problems, live_server)
+
+
+def contacts_source(phones: list[str]) -> dict[str, str]:
+    with engine().connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT phone, source FROM contacts WHERE phone = ANY(:phones)"),
+            {"phones": phones},
+        ).all()
+    return dict(rows)
+
+
+# -- 2. an uploaded list -------------------------------------------------------------------------
+@pytest.mark.parametrize("viewport", [DESKTOP, SIDEBAR], ids=["1280", "320"])
+def test_uploaded_list_campaign_checks_the_file_imports_it_and_sends_to_its_people(
+    page: Page, live_server: LiveServer, problems: PageProblems, viewport
+):
+    width = viewport["width"]
+    exchange = {1280: "571", 320: "572"}[width]
+    unsubscribed = f"+1248{exchange}0199"
+    plant([Person(unsubscribed, "Una Unsubscribed", unsubscribed=True)], {}, None)
+    # A header row, three numbers written three ways, one again (a duplicate), a number that
+    # is not one, the unsubscribed contact, and a number the simulator fails.
+    lines = [
+        "Phone,Name",
+        f"(248) {exchange}-0101,Ada Upload",
+        f"248-{exchange}-0102,Bo Upload",
+        f"+1 248 {exchange} 0103,Cy Upload",
+        f"248.{exchange}.0101,Ada Again",
+        "555-12,Too short",
+        f"248-{exchange}-0199,Una Unsubscribed",
+        f"248-{exchange}-0000,Fay Failing",
+    ]
+    reachable = [f"+1248{exchange}{last}" for last in ("0101", "0102", "0103", "0000")]
+    failing = f"+1248{exchange}0000"
+
+    page.set_viewport_size(viewport)
+    page.goto("/campaigns/new")
+    sign_in(page, live_server)
+    assert_page_ok(page, "New campaign")
+    title = f"Readers list {width}"
+    page.get_by_label("Title").fill(title)
+    page.get_by_label("An uploaded list").check()
+    expect(page.locator("#campaigns-file")).to_be_visible()
+    expect(page.locator("#campaigns-estimate-problem")).to_contain_text("Upload a CSV file first")
+
+    upload_csv(page, live_server, f"readers-{width}.csv", "\n".join(lines) + "\n")
+    # The report, inline: the header is not a row; every problem is counted and listed.
+    expect(page.locator("#uploads-summary")).to_contain_text("7")
+    expect(page.locator("#uploads-invalid")).to_have_text("1")
+    expect(page.locator("#uploads-duplicates")).to_have_text("1")
+    expect(page.locator("#uploads-unsubscribed")).to_have_text("1")
+    issues = page.locator("#uploads-issues")
+    expect(issues).to_contain_text("invalid number")
+    expect(issues).to_contain_text("duplicate")
+    expect(issues).to_contain_text("unsubscribed")
+    expect(issues).to_contain_text("555-12")
+    # The unsubscribed person's number is a valid row: imported, and kept out of sends.
+    valid = len(reachable) + 1
+    expect(page.locator("#uploads-valid")).to_have_text(str(valid))
+    no_overflow(page, width, "the upload report")
+    screenshot(page, f"campaigns-flow-list-report-{width}.png")
+
+    import_rows(page, live_server, valid)
+    # Unsubscribed people are never counted.
+    expect(estimate(page)).to_have_text(count(len(reachable)))
+    assert set(contacts_source(reachable[:3]).values()) == {"upload"}
+
+    text = "Thanks for reading! Our voter guide is out: reply GUIDE and we text you the link."
+    page.get_by_label("First message").fill(text)
+    expect(page.locator("#campaigns-first_message-count")).to_contain_text("1 SMS")
+    page.get_by_label("Send now").check()
+    no_overflow(page, width, "/campaigns/new")
+    screenshot(page, f"campaigns-flow-list-new-{width}.png")
+
+    review(page)
+    expect(page.locator("#campaigns-review-recipients")).to_have_text(count(len(reachable)))
+    expect(page.locator("#campaigns-review-segments")).to_have_text(count(len(reachable)))
+    expect(page.locator("#campaigns-review-duration")).to_have_text("under a minute")
+    expect(page.locator("#campaigns-review-messages")).to_contain_text(text)
+    no_overflow(page, width, "the review")
+    screenshot(page, f"campaigns-flow-list-review-{width}.png")
+
+    campaign_id = send_in_a_minute(page)
+    assert_page_ok(page, title)
+    expect(page.locator(f"#campaigns-target-{campaign_id}")).to_contain_text("readers-")
+    watch_it_send(page, live_server, campaign_id, len(reachable), f"campaigns-flow-list-{width}")
+
+    expect(page.locator(f"#campaigns-failures-{campaign_id}")).to_contain_text(FAILING_CODE)
+    card = page.locator("#campaigns-recipients-card")
+    expect(card.locator("tbody tr")).to_have_count(len(reachable))
+    expect(card).not_to_contain_text(unsubscribed)
+    filter_recipients(page, "Did not get it")
+    expect(card.locator("tbody tr")).to_have_count(1)
+    expect(card.locator("tbody tr")).to_contain_text(failing)
+    no_overflow(page, width, f"/campaigns/{campaign_id}")
+    screenshot(page, f"campaigns-flow-list-done-{width}.png")
+
+    rows = outcomes_csv(page)
+    assert sorted(r["phone"] for r in rows) == sorted(reachable)
+    assert {r["phone"]: r["error code"] for r in rows}[failing] == FAILING_CODE
+    no_problems(problems, live_server)
+
+
+# -- 3. personalized rows from a template --------------------------------------------------------
+def test_personalized_campaign_fills_a_template_from_each_row_and_skips_a_row_without_a_value(
+    page: Page, live_server: LiveServer, problems: PageProblems
+):
+    exchange = "581"
+
+    def phone(last: str) -> str:
+        return f"+1248{exchange}{last}"
+
+    plant([Person(phone("0199"), "Ulla Unsubscribed", unsubscribed=True)], {}, None)
+    lines = [
+        "phone,first name,place",
+        f"248-{exchange}-0101,Ana,Central Library",
+        f"248-{exchange}-0102,Bo,Eastside Recreation Center",
+        f"248-{exchange}-0103,Zoë,Fire Station 7",
+        f"248-{exchange}-0104,Dee,",
+        f"248-{exchange}-0199,Ulla,City Hall",
+    ]
+    texts = {
+        phone("0101"): "Hi Ana, vote at Central Library.",
+        phone("0102"): "Hi Bo, vote at Eastside Recreation Center.",
+        phone("0103"): "Hi Zoë, vote at Fire Station 7.",
+    }
+    no_place, unsubscribed = phone("0104"), phone("0199")
+
+    page.goto("/campaigns/new")
+    sign_in(page, live_server)
+    title = "Polling places"
+    page.get_by_label("Title").fill(title)
+    page.get_by_label("Personalized rows").check()
+    expect(page.get_by_label("A template with {column} merge fields")).to_be_checked()
+    upload_csv(page, live_server, "polling-places.csv", "\n".join(lines) + "\n")
+    expect(page.locator("#uploads-unsubscribed")).to_have_text("1")
+    import_rows(page, live_server, int(page.locator("#uploads-valid").inner_text()))
+
+    # The template, written with the file's merge-field buttons.
+    merge = page.locator("#campaigns-merge-fields")
+    expect(merge.get_by_role("button", name="{first name}")).to_be_visible()
+    message = page.get_by_label("First message")
+    message.fill("Hi ")
+    merge.get_by_role("button", name="{first name}").click()
+    page.keyboard.type(", vote at ")
+    merge.get_by_role("button", name="{place}").click()
+    page.keyboard.type(".")
+    expect(message).to_have_value("Hi {first name}, vote at {place}.")
+    # Dee has no place: not counted, and the estimate says a row gets no text.
+    expect(estimate(page)).to_have_text(count(len(texts)))
+    expect(page.locator("#campaigns-estimate-merge")).to_contain_text("1 row has no value")
+    page.get_by_label("Send now").check()
+    assert horizontal_overflow(page) <= 1
+    screenshot(page, "campaigns-flow-personalized-new-1280.png")
+
+    review(page)
+    expect(page.locator("#campaigns-review-recipients")).to_have_text(count(len(texts)))
+    messages = page.locator("#campaigns-review-messages")
+    for phone_number, body in texts.items():
+        expect(messages).to_contain_text(body)
+        expect(messages).to_contain_text(phone_number)
+    expect(messages).not_to_contain_text("{")
+    ucs2 = page.locator("#campaigns-review-ucs2")
+    expect(ucs2).to_contain_text(f"1 text of {len(texts)} needs UCS-2")
+    longest = max(texts.values(), key=len)
+    expect(ucs2).to_contain_text(f"The longest: {len(longest)} characters, 1 SMS")
+    expect(page.locator("#campaigns-review-longest")).to_have_text(longest)
+    issues = page.locator("#campaigns-review-merge")
+    expect(issues).to_contain_text(no_place)
+    expect(issues).to_contain_text("no value for {place}")
+    expect(page.locator("#campaigns-review-segments")).to_have_text(count(len(texts)))
+    assert horizontal_overflow(page) <= 1
+    screenshot(page, "campaigns-flow-personalized-review-1280.png")
+
+    campaign_id = send_in_a_minute(page)
+    assert_page_ok(page, title)
+    watch_it_send(page, live_server, campaign_id, len(texts), "campaigns-flow-personalized-1280")
+
+    # Each person got their own text; Dee (no place) and the unsubscribed person got none.
+    card = page.locator("#campaigns-recipients-card")
+    expect(card.locator("tbody tr")).to_have_count(len(texts))
+    expect(card).not_to_contain_text(no_place)
+    expect(card).not_to_contain_text(unsubscribed)
+    screenshot(page, "campaigns-flow-personalized-done-1280.png")
+    rows = outcomes_csv(page)
+    assert sorted(r["phone"] for r in rows) == sorted(texts)
+    assert {r["got it"] for r in rows} == {"yes"}
+    # The table shows no text, so a person opens each recipient's conversation to read it.
+    for phone_number, body in texts.items():
+        with page.expect_navigation():
+            card.get_by_role("link", name=phone_number).click()
+        expect(page.locator("blockquote.sms").filter(has_text=body)).to_have_count(1)
+        page.go_back()
     no_problems(problems, live_server)
