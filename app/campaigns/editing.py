@@ -146,17 +146,16 @@ def _text(value: str) -> str:
 
 
 def _label_hint(name: str) -> str | None:
+    """What happens to the Missive label typed: found (applied) or created; None for none."""
     name = " ".join((name or "").split())
     if "/" in name:
         return "A label name cannot contain “/”."
     state = label_preview(name) if "\x00" not in name else None
-    if state is None:
-        return None
-    return (
-        "Exists in Missive: it will be applied."
-        if state == "exists"
-        else ("New: it will be created in Missive, then applied.")
-    )
+    if state == "exists":
+        return "Exists in Missive: it will be applied."
+    if state == "will be created":
+        return "New: it will be created in Missive, then applied."
+    return None
 
 
 def _render_form(form: CampaignForm, campaign: Campaign | None, status: int = 200, **extra):
@@ -226,8 +225,12 @@ def _save(campaign: Campaign | None) -> Response:
     db.session.commit()
     if saved.label_state == "pending":
         _enqueue_label(saved)
-    flash(_saved_message(saved, schedule, creating=campaign is None), "success")
-    target = url_for("campaigns.show", campaign_id=saved.id)
+    flash(_saved_message(saved, schedule), "success")
+    return _go(url_for("campaigns.show", campaign_id=saved.id))
+
+
+def _go(target: str) -> Response:
+    """After a change: HX-Redirect for htmx (never a redirect followed inside a swap), else 303."""
     if is_htmx():
         return hx_redirect(current_app.make_response(("", 204)), target)
     return redirect(target, code=303)
@@ -245,7 +248,7 @@ def _enqueue_label(campaign: Campaign) -> None:
         )
 
 
-def _saved_message(campaign: Campaign, schedule: bool, *, creating: bool) -> str:
+def _saved_message(campaign: Campaign, schedule: bool) -> str:
     what = f"Campaign {campaign.title or campaign.id}"
     people = f"about {campaign.estimated_recipients or 0:,} people"
     if not schedule:
@@ -281,10 +284,7 @@ def delete(campaign_id: int):
         abort(409, description=exc.message)
     db.session.commit()
     flash(f"Deleted campaign {name}.", "success")
-    target = url_for("campaigns.index")
-    if is_htmx():
-        return hx_redirect(current_app.make_response(("", 204)), target)
-    return redirect(target, code=303)
+    return _go(url_for("campaigns.index"))
 
 
 @bp.post("/<int:campaign_id>/unschedule")
@@ -298,10 +298,7 @@ def unschedule(campaign_id: int):
         abort(409, description=exc.message)
     db.session.commit()
     flash("Unscheduled: it is a draft again and will not be sent until you schedule it.", "success")
-    target = url_for("campaigns.show", campaign_id=campaign_id)
-    if is_htmx():
-        return hx_redirect(current_app.make_response(("", 204)), target)
-    return redirect(target, code=303)
+    return _go(url_for("campaigns.show", campaign_id=campaign_id))
 
 
 # -- the live parts ----------------------------------------------------------------------------

@@ -978,6 +978,17 @@ def test_editing_saves_the_changes_audited(operator_client, people):
     assert campaign.title == "New title"
 
 
+def test_reviewing_an_edit_schedules_that_campaign_not_a_new_one(operator_client, people):
+    campaign = scheduled_campaign(people)
+    fields = campaign_form(**_segments(people), campaign_id=str(campaign.id))
+    html = operator_client.post("/campaigns/preview", data=fields, headers=HX).get_data(
+        as_text=True
+    )
+    assert f'hx-post="/campaigns/{campaign.id}/edit"' in by_id(html, "campaigns-schedule")
+    assert operator_client.post(f"/campaigns/{campaign.id}/edit", data=fields).status_code == 303
+    assert campaigns() == 1
+
+
 @pytest.mark.parametrize(
     "status", [CampaignStatus.SENDING, CampaignStatus.SENT, CampaignStatus.CANCELLED]
 )
