@@ -69,6 +69,7 @@ def test_operator_creates_a_segments_campaign_sees_the_estimate_reviews_and_sche
     page.fill("#campaigns-first_message", "The bus routes change on Monday: see the new map.")
     expect(page.locator("#campaigns-first_message-count")).to_contain_text("1 SMS")
     page.fill("#campaigns-second_message", "Any question about the new routes? Reply here.")
+    expect(page.locator("#campaigns-second_message-count")).to_contain_text("46 characters")
     tomorrow = (datetime.now(ZONE) + timedelta(days=1)).strftime("%Y-%m-%d")
     page.fill('input[name="run_date"]', tomorrow)
     page.select_option("#campaigns-run_time", "10:00")
