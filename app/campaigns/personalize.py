@@ -9,8 +9,9 @@ row issue ("no value for {place}") and that row gets no message.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from app.validation import ValidationError
 
@@ -50,6 +51,25 @@ class Template:
             out.append(str(row[name]).strip())
             out.append(part)
         return "".join(out)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Each field once, in order of first use: the values `render_values` takes."""
+        return tuple(dict.fromkeys(self.fields))
+
+    @cached_property
+    def _pattern(self) -> str:
+        """The template as a `str.format` pattern over `names` by position."""
+        position = {name: i for i, name in enumerate(self.names)}
+        out = [self.parts[0].replace("{", "{{").replace("}", "}}")]
+        for name, part in zip(self.fields, self.parts[1:], strict=True):
+            out.append(f"{{{position[name]}}}")
+            out.append(part.replace("{", "{{").replace("}", "}}"))
+        return "".join(out)
+
+    def render_values(self, values: Sequence[object]) -> str:
+        """`render` for the values of `names`, in that order: the start renders many rows."""
+        return self._pattern.format(*[str(v).strip() for v in values])
 
 
 def parse_template(text: str, columns: Iterable[str], *, field: str = "first_message") -> Template:

@@ -319,15 +319,25 @@ def resolve_recipients(
     if campaign.target_kind is CampaignTarget.SEGMENTS:
         ids = list(connection.execute(query.order_by(Contact.id)).scalars())
         return Recipients(ids)
+    template = _template(campaign)
+    if template is not None and template.fields:
+        # Only the merge fields, as text: decoding each row's JSON would cost more than the
+        # rendering itself.
+        query = query.with_only_columns(
+            UploadContact.contact_id,
+            *(UploadContact.data[name].as_string() for name in template.names),
+            maintain_column_froms=True,
+        )
+        rows = connection.execute(query.order_by(UploadContact.contact_id)).all()
+        render = template.render_values
+        return Recipients([row[0] for row in rows], [render(row[1:]) for row in rows])
     rows = connection.execute(query.order_by(UploadContact.contact_id)).all()
     ids = [row.contact_id for row in rows]
     if campaign.target_kind is CampaignTarget.UPLOADED_LIST:
         return Recipients(ids)
-    template = _template(campaign)
     if template is None:
         return Recipients(ids, [row.message.strip() for row in rows])
-    render = template.render
-    return Recipients(ids, [render(_as_dict(row.data)) for row in rows])
+    return Recipients(ids, [template.render({}) for _ in rows])
 
 
 def _as_dict(data: Any) -> dict[str, str]:

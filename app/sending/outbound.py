@@ -59,6 +59,14 @@ def _int_array(values: Sequence[int | None]) -> str:
     return "{" + ",".join("NULL" if v is None else str(int(v)) for v in values) + "}"
 
 
+def _text_array(values: Sequence[str]) -> str:
+    """A text[] literal: each element double-quoted, with backslash and quote escaped (inside
+    quotes PostgreSQL takes everything else as it is: commas, braces, spaces, newlines)."""
+    if not values:
+        return "{}"
+    return '{"' + '","'.join(v.replace("\\", "\\\\").replace('"', '\\"') for v in values) + '"}'
+
+
 def insert_first_messages(
     send: Broadcast | Campaign,
     contact_ids: Sequence[int],
@@ -96,7 +104,7 @@ def insert_first_messages(
             "segment_ids": _int_array(segment_ids),
         }
         if per_row:
-            params["bodies"] = list(body)
+            params["bodies"] = _text_array(body)
             params["sms"] = _int_array([sms_segments(text) for text in body])
             source = (
                 "unnest(CAST(:contacts AS bigint[]), CAST(:segment_ids AS bigint[]), "

@@ -73,3 +73,20 @@ def test_a_row_with_an_empty_or_absent_field_is_missing_that_field():
     assert template.missing({"First Name": "   ", "place": "x"}) == "First Name"
     assert template.missing({"First Name": None, "place": "x"}) == "First Name"
     assert template.missing({"First Name": "Ava", "place": "x"}) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hi {first name}, vote at {place}. Bye {First Name}!",
+        "Use {{code}} or }} {{ and {place} {{{place}}}",
+        "{place}{first name}",
+        "The same for everyone.",
+    ],
+)
+def test_rendering_many_rows_by_values_reads_the_same_as_rendering_a_row(text):
+    template = parse_template(text, COLUMNS)
+    row = {"First Name": "  Ava {0} ", "place": "\tMain St {{Library}}\n"}
+    values = [row[name] for name in template.names]
+    assert template.names == tuple(dict.fromkeys(template.fields))
+    assert template.render_values(values) == template.render(row)
