@@ -21,7 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -99,8 +99,6 @@ class Person:
     upload_only: bool = False
     label_days_ago: int | None = None  # the label last applied this many days ago
     label_removed: bool = False
-    # What this test expects of them:
-    notes: list[str] = field(default_factory=list)
 
 
 def plant(people: list[Person], segments: dict[str, dict], label: str | None) -> None:
