@@ -303,9 +303,18 @@ def recipients_select(
     return _upload_rows(campaign, _template(campaign))
 
 
+def _without_jit() -> None:
+    """PostgreSQL plans the recipients query as costly (label and segment EXISTS inside OR) and
+    would JIT-compile it: ~200 ms of compiling for a query that runs in less (the live
+    estimate's wait, bench.campaign_estimate). Off for this transaction only."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(sa.text("SET LOCAL jit = off"))
+
+
 def count_recipients(campaign: Campaign | CheckedCampaign, *, now: datetime, zone: str) -> int:
     query = recipients_select(campaign, now=now, zone=zone)
     db.session.flush()
+    _without_jit()
     return db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
 
 
@@ -315,6 +324,7 @@ def resolve_recipients(
     """Who starting now reaches, and (personalized) each one's text."""
     query = recipients_select(campaign, now=now, zone=zone)
     db.session.flush()
+    _without_jit()
     connection = db.session.connection()
     if campaign.target_kind is CampaignTarget.SEGMENTS:
         ids = list(connection.execute(query.order_by(Contact.id)).scalars())
