@@ -32,6 +32,12 @@ def hx_redirect(response: Response, url: str) -> Response:
     return response
 
 
+def hx_refresh(response: Response) -> Response:
+    """Have htmx reload the whole page (the state the page was drawn for has changed)."""
+    response.headers["HX-Refresh"] = "true"
+    return response
+
+
 def hx_location(response: Response, url: str) -> Response:
     response.headers["HX-Location"] = url
     return response

@@ -21,6 +21,7 @@ from flask import (
 from flask_login import current_user
 
 from app.broadcasts.display import zone_label
+from app.campaigns.report import rows_not_sent, start_countdown
 from app.campaigns.services import (
     current_estimate,
     history_page,
@@ -29,9 +30,9 @@ from app.campaigns.services import (
     upcoming_campaigns,
 )
 from app.extensions import db
-from app.htmx import hx_redirect, is_htmx, vary_on_htmx, wants_partial
+from app.htmx import hx_redirect, hx_refresh, is_htmx, vary_on_htmx, wants_partial
 from app.jobs.campaigns import labels_unavailable
-from app.models import Campaign, Role
+from app.models import Campaign, Role, utcnow
 from app.pagination import page_number
 from app.security import require_role
 from app.sends import is_started, send_label
@@ -49,6 +50,7 @@ bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
 
 HISTORY_PAGE = 10
 UPCOMING_SHOWN = 50
+NOT_SENT_SHOWN = 20
 
 
 def _zone() -> str:
@@ -114,8 +116,10 @@ def _show(campaign: Campaign, **extra: Any) -> Response:
     )
     if context["started"]:
         context.update(progress_context(campaign), **recipients_context(campaign, request.args))
+        context["not_sent"] = rows_not_sent(campaign, NOT_SENT_SHOWN)
     else:
         context["estimate"] = current_estimate(campaign, zone=_zone())
+        context["countdown"] = start_countdown(campaign, now=utcnow())
     context.update(extra)
     return _page(render_template("campaigns/show.html", **context))
 
@@ -125,6 +129,23 @@ def show(campaign_id: int):
     """Before it starts: what it is, who it reaches now, edit/delete. Once started: its
     results (live progress, funnel, recipients, CSV), read-only."""
     return _show(_campaign(campaign_id))
+
+
+@bp.get("/<int:campaign_id>/starting")
+def starting(campaign_id: int):
+    """The countdown of a scheduled campaign about to start, polled every 5 s from its page.
+    Once it has started (or was unscheduled, edited to a later time, put back to draft), the
+    page it was drawn for is out of date: htmx reloads it, showing the live progress."""
+    if not wants_partial():
+        return redirect(url_for("campaigns.show", campaign_id=campaign_id))
+    campaign = db.session.get(Campaign, campaign_id)
+    countdown = start_countdown(campaign, now=utcnow()) if campaign is not None else None
+    if countdown is None:
+        return hx_refresh(_page(""))
+    html = render_template(
+        "campaigns/partials/_starting.html", campaign=campaign, countdown=countdown
+    )
+    return _page(html)
 
 
 @bp.get("/<int:campaign_id>/progress")

@@ -35,6 +35,7 @@ class RecipientRow:
     phone: str
     name: str | None
     step: str
+    body: str  # the text this person was sent (or is to be sent)
     status: str
     error_code: str | None
     error_message: str | None
@@ -67,6 +68,7 @@ def _base(send: Send, status: str, search: str) -> sa.Select:
             Contact.phone,
             Contact.name,
             m.step,
+            m.body,
             m.status,
             m.error_code,
             m.error_message,
@@ -124,6 +126,7 @@ def _row(r: Any) -> RecipientRow:
         phone=r.phone,
         name=r.name,
         step=str(r.step),
+        body=r.body,
         status=str(r.status),
         error_code=r.error_code,
         error_message=r.error_message,
@@ -137,7 +140,8 @@ def _row(r: Any) -> RecipientRow:
 CSV_HEADER = [
     "phone",
     "name",
-    "message",
+    "step",
+    "body",
     "status",
     "got it",
     "why not",
@@ -185,6 +189,7 @@ def outcome_csv(send: Send, zone: str, *, status: str = "", chunk: int = 2000) -
                     safe_cell(row.phone),
                     safe_cell(row.name),
                     "first" if row.step == "first" else "follow-up",
+                    safe_cell(row.body),
                     row.status,
                     got_it,
                     safe_cell(_why_not(row)),

@@ -593,14 +593,16 @@ def test_outcomes_csv_says_who_did_not_get_it_and_why_formula_safe(viewer_client
     assert response.mimetype == "text/csv"
     assert "attachment" in response.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
-    assert rows[0][:6] == ["phone", "name", "message", "status", "got it", "why not"]
-    by_status = {r[3]: r for r in rows[1:]}
-    assert by_status["delivered"][4] == "yes"
+    assert rows[0][:7] == ["phone", "name", "step", "body", "status", "got it", "why not"]
+    by_status = {r[4]: r for r in rows[1:]}
+    assert by_status["delivered"][5] == "yes"
+    assert by_status["delivered"][2:4] == ["first", "Vote <here>"]  # the text each was sent
     assert by_status["undelivered"][0] == "+13135550000"  # a phone stays a phone
-    assert by_status["undelivered"][5] == "Landline or unreachable carrier"
+    assert by_status["undelivered"][6] == "Landline or unreachable carrier"
     assert by_status["failed"][1] == '\'=HYPERLINK("http://evil")'
-    assert by_status["failed"][5] == "'=cmd|' /C"
-    assert by_status["cancelled"][5] == "cancelled: replied"
+    assert by_status["failed"][6] == "'=cmd|' /C"
+    assert by_status["cancelled"][2] == "follow-up"
+    assert by_status["cancelled"][6] == "cancelled: replied"
     only = viewer_client.get(f"/broadcasts/{finished.id}/outcomes.csv?status=problems")
     assert len(list(csv.reader(io.StringIO(only.get_data(as_text=True))))) == 4
 

@@ -440,15 +440,16 @@ def test_outcomes_csv_says_who_did_not_get_it_and_why_formula_safe(viewer_client
         f'filename="campaign-{results.id}-outcomes.csv"' in response.headers["Content-Disposition"]
     )
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
-    assert rows[0][:6] == ["phone", "name", "message", "status", "got it", "why not"]
+    assert rows[0][:7] == ["phone", "name", "step", "body", "status", "got it", "why not"]
     assert len(rows) == 5
-    by_status = {r[3]: r for r in rows[1:]}
-    assert by_status["delivered"][4] == "yes"
+    by_status = {r[4]: r for r in rows[1:]}
+    assert by_status["delivered"][5] == "yes"
+    assert by_status["delivered"][2:4] == ["first", "A one-off note from the newsroom"]
     assert by_status["undelivered"][0] == "+13135550000"
-    assert by_status["undelivered"][5] == "Landline or unreachable carrier"
+    assert by_status["undelivered"][6] == "Landline or unreachable carrier"
     assert by_status["failed"][1] == '\'=HYPERLINK("http://evil")'
-    assert by_status["cancelled"][2] == "follow-up"
-    assert by_status["cancelled"][5] == "cancelled: replied"
+    assert by_status["cancelled"][2:4] == ["follow-up", "Any thoughts on our note?"]
+    assert by_status["cancelled"][6] == "cancelled: replied"
     only = viewer_client.get(f"/campaigns/{results.id}/outcomes.csv?status=problems")
     assert len(list(csv.reader(io.StringIO(only.get_data(as_text=True))))) == 4
 
@@ -490,8 +491,189 @@ def test_a_campaign_started_by_the_tick_shows_what_its_start_wrote(viewer_client
     assert start_campaign(campaign.id, zone=ZONE) is not None
     html = viewer_client.get(f"/campaigns/{campaign.id}").get_data(as_text=True)
     assert "3 recipients" in html
-    assert "on schedule" in by_id(html, f"campaigns-when-{campaign.id}").text
+    when = by_id(html, f"campaigns-when-{campaign.id}").text
+    started_at = campaign.started_at.astimezone(ZoneInfo(ZONE)).strftime("%b %-d, %Y %-I:%M %p")
+    assert when.startswith(f"Started {started_at}")
+    # The tick started it: not "on schedule" (a "Send now" has no schedule), and on time.
+    assert "on schedule" not in when and "caught up" not in when
     assert "0 of 3 first messages done" in by_id(html, f"campaigns-progress-{campaign.id}").text
+
+
+def test_a_campaign_the_scheduler_started_late_says_its_run_time(viewer_client):
+    late = finished(1, stats=None)
+    late.run_at = late.started_at - timedelta(minutes=7)
+    db.session.commit()
+    when = by_id(
+        viewer_client.get(f"/campaigns/{late.id}").get_data(as_text=True),
+        f"campaigns-when-{late.id}",
+    )
+    run_at = late.run_at.astimezone(ZoneInfo(ZONE)).strftime("%b %-d, %Y %-I:%M %p")
+    assert f"its run time was {run_at}" in when.text and "the scheduler caught up" in when.text
+
+
+# -- a scheduled campaign about to start -----------------------------------------------------
+def test_a_campaign_about_to_start_counts_down_polls_and_reloads_once_it_started(viewer_client):
+    ContactFactory.create_batch(2)
+    campaign = scheduled("Send now <test>")
+    campaign.run_at = utcnow() + timedelta(seconds=70)  # "Send now" a moment ago
+    db.session.commit()
+    html = viewer_client.get(f"/campaigns/{campaign.id}").get_data(as_text=True)
+    line_id, url = f"campaigns-starting-{campaign.id}", f"/campaigns/{campaign.id}/starting"
+    line = by_id(html, line_id)
+    assert 'hx-trigger="every 5s"' in line and f'hx-get="{url}"' in line
+    at = campaign.run_at.astimezone(ZoneInfo(ZONE)).strftime("%-I:%M %p")
+    assert f"Starts at {at}" in line.text and "(in about a minute)" in line.text
+    assert "Sends" in by_id(html, f"campaigns-when-{campaign.id}").text
+
+    partial = viewer_client.get(url, headers=HX)
+    body = partial.get_data(as_text=True)
+    assert partial.status_code == 200 and "<html" not in body
+    assert "HX-Refresh" not in partial.headers and "HX-Request" in partial.headers["Vary"]
+    assert body.lstrip().startswith(f'<p id="{line_id}"')
+    assert 'hx-trigger="every 5s"' in body
+    full = viewer_client.get(url)
+    assert full.status_code == 302 and full.headers["Location"] == f"/campaigns/{campaign.id}"
+
+    # Its time passes: due, and still polling until the tick has started it.
+    campaign.run_at = utcnow() - timedelta(seconds=5)
+    db.session.commit()
+    due = by_id(viewer_client.get(url, headers=HX).get_data(as_text=True), line_id)
+    assert "Due at" in due.text and "within a minute" in due.text
+    assert start_campaign(campaign.id, zone=ZONE) is not None
+    started = viewer_client.get(url, headers=HX)
+    assert started.status_code == 200 and started.headers["HX-Refresh"] == "true"
+    assert started.get_data(as_text=True) == ""
+    page = viewer_client.get(f"/campaigns/{campaign.id}").get_data(as_text=True)
+    assert line_id not in page
+    assert 'hx-trigger="every 2s"' in by_id(page, f"campaigns-progress-{campaign.id}")
+
+
+def test_a_campaign_far_from_its_run_time_does_not_poll_and_a_changed_one_reloads(
+    viewer_client, operator
+):
+    later = scheduled("Later")  # two hours ahead
+    draft = CampaignFactory(run_at=utcnow() + timedelta(minutes=1))
+    db.session.commit()
+    for campaign in (later, draft):
+        html = viewer_client.get(f"/campaigns/{campaign.id}").get_data(as_text=True)
+        assert f"campaigns-starting-{campaign.id}" not in html and "every 5s" not in html
+        # A page drawn while it was about to start (since unscheduled, or moved later) reloads.
+        response = viewer_client.get(f"/campaigns/{campaign.id}/starting", headers=HX)
+        assert response.headers["HX-Refresh"] == "true"
+    gone = viewer_client.get("/campaigns/999999/starting", headers=HX)
+    assert gone.headers["HX-Refresh"] == "true"
+
+
+# -- what the results say ----------------------------------------------------------------------
+def test_the_recipients_table_shows_each_step_and_the_text_each_person_was_sent(viewer_client):
+    campaign = finished(1, stats=None)
+    ana, ben = ContactFactory.create_batch(2)
+    first = OutboundMessageFactory(
+        campaign=campaign, contact=ana, delivered=True, body="Hi Ana, vote at Hall <A>."
+    )
+    OutboundMessageFactory(
+        campaign=campaign, contact=ben, delivered=True, body="Hi Ben, vote at Hall B."
+    )
+    follow_up = OutboundMessageFactory(
+        campaign=campaign, contact=ana, follow_up=True, body="Polls close at 8."
+    )
+    db.session.commit()
+    url = f"/campaigns/{campaign.id}/recipients"
+    html = viewer_client.get(url, headers=HX).get_data(as_text=True)
+    head = html[html.index("<thead>") : html.index("</thead>")]
+    assert "<th>Phone</th><th>Step</th><th>Text</th>" in head and "Message" not in head
+    row = by_id(html, f"campaigns-recipient-{first.id}")
+    assert '<span class="cell-label">Step</span>First</td>' in row
+    # Clipped to two lines by the stylesheet; the whole text is the summary (a tap opens it)
+    # and its title.
+    assert (
+        '<details class="sms-clip"><summary title="Hi Ana, vote at Hall &lt;A&gt;.">'
+        "Hi Ana, vote at Hall &lt;A&gt;.</summary></details>"
+    ) in row
+    later = by_id(html, f"campaigns-recipient-{follow_up.id}")
+    assert "Follow-up" in later.text and "Polls close at 8." in later.text
+    assert "Hi Ben, vote at Hall B." in html
+    page = viewer_client.get(f"/campaigns/{campaign.id}").get_data(as_text=True)
+    assert "Hi Ana, vote at Hall &lt;A&gt;." in by_id(page, "campaigns-recipients")
+
+
+def test_the_outcomes_csv_has_each_persons_text_formula_safe(viewer_client):
+    campaign = finished(1, stats=None)
+    ana, ben = ContactFactory.create_batch(2)
+    OutboundMessageFactory(campaign=campaign, contact=ana, delivered=True, body="Hi Ana, Hall A.")
+    OutboundMessageFactory(
+        campaign=campaign, contact=ben, delivered=True, body='=HYPERLINK("http://evil")'
+    )
+    db.session.commit()
+    response = viewer_client.get(f"/campaigns/{campaign.id}/outcomes.csv")
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert {r["phone"]: (r["step"], r["body"]) for r in rows} == {
+        ana.phone: ("first", "Hi Ana, Hall A."),
+        ben.phone: ("first", '\'=HYPERLINK("http://evil")'),
+    }
+
+
+def started_from(values) -> Campaign:
+    campaign = save_campaign(None, values, schedule=True, user=None, now=utcnow(), zone=ZONE)
+    campaign.run_at = utcnow() - timedelta(seconds=5)
+    db.session.commit()
+    assert start_campaign(campaign.id, zone=ZONE) is not None
+    return campaign
+
+
+def test_a_started_list_campaign_lists_the_rows_that_got_no_text_and_links_the_upload_report(
+    viewer_client,
+):
+    ana, ben = ContactFactory.create_batch(2)
+    unsubscribed = ContactFactory(unsubscribed=True)
+    excluded = ContactFactory(excluded=True)
+    upload = list_upload([ana, unsubscribed, ben, excluded])
+    upload.total_rows, upload.valid_rows, upload.invalid_rows, upload.duplicate_rows = 7, 4, 2, 1
+    campaign = started_from(list_input(upload))
+    html = viewer_client.get(f"/campaigns/{campaign.id}").get_data(as_text=True)
+    assert "2 recipients" in html
+    card = by_id(html, f"campaigns-not-sent-{campaign.id}")
+    said = by_id(card, f"campaigns-not-sent-count-{campaign.id}").text
+    assert said == "2 rows of the file got no text: excluded (1), unsubscribed (1)."
+    row = by_id(card, "campaigns-not-sent-row-3")
+    assert '<span class="cell-label">Row</span>3' in row and "unsubscribed" in row.text
+    assert f'href="/contacts/{unsubscribed.id}"' in row and unsubscribed.phone in row.text
+    assert "excluded" in by_id(card, "campaigns-not-sent-row-5").text
+    assert ana.phone not in card and ben.phone not in card
+    never = by_id(card, f"campaigns-not-imported-{campaign.id}")
+    assert (
+        "3 other rows of the file were never imported (2 invalid rows, 1 duplicate): "
+        "see the upload’s report."
+    ) == never.text
+    assert f'href="/uploads/{upload.id}"' in never
+
+
+def test_a_personalized_campaign_says_which_field_a_row_had_no_value_for(viewer_client):
+    people = ContactFactory.create_batch(2)
+    upload = personalized_upload(
+        [
+            (people[0], {"First Name": "Ana", "Place": "Hall A"}),
+            (people[1], {"First Name": "Ben", "Place": ""}),
+        ]
+    )
+    campaign = started_from(personalized_input(upload))
+    html = viewer_client.get(f"/campaigns/{campaign.id}").get_data(as_text=True)
+    card = by_id(html, f"campaigns-not-sent-{campaign.id}")
+    assert "1 row of the file got no text: no value for {Place} (1)." in card.text
+    assert "no value for {Place}" in by_id(card, "campaigns-not-sent-row-3").text
+    assert f"campaigns-not-imported-{campaign.id}" not in card  # the file had no bad row
+
+
+def test_a_list_campaign_that_texted_every_row_says_so_and_segments_ones_show_no_rows(
+    viewer_client, results
+):
+    upload = list_upload(ContactFactory.create_batch(2))
+    campaign = started_from(list_input(upload))
+    html = viewer_client.get(f"/campaigns/{campaign.id}").get_data(as_text=True)
+    card = by_id(html, f"campaigns-not-sent-{campaign.id}")
+    assert "Every row imported from the file got a text." in card.text
+    html = viewer_client.get(f"/campaigns/{results.id}").get_data(as_text=True)
+    assert "campaigns-not-sent" not in html
 
 
 def test_a_cancelled_campaign_says_when_by_whom_and_what_was_not_sent(viewer_client):

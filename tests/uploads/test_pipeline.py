@@ -20,7 +20,7 @@ from app.models import (
     UploadStatus,
 )
 from tests.factories import ContactFactory, UploadFactory
-from tests.support import HX
+from tests.support import HX, by_id
 
 GOOD = (
     b"phone,name,zip,neighborhood\n"
@@ -98,6 +98,21 @@ def test_validation_reports_every_kind_of_row_and_writes_no_contact(operator_cli
     assert rows[0] == ["row", "problem", "imported", "phone", "name", "zip", "neighborhood"]
     assert rows[1][:4] == ["4", "invalid number: Not a valid phone number.", "no", "not a number"]
     assert rows[3][2] == "yes"
+
+
+def test_each_problem_row_says_row_before_its_number_for_the_stacked_narrow_layout(
+    operator_client,
+):
+    upload_file(operator_client, GOOD)
+    upload = latest_upload()
+    validate_upload(upload.id)
+    issues = by_id(
+        operator_client.get(f"/uploads/{upload.id}").get_data(as_text=True), "uploads-issues"
+    )
+    body = issues[issues.index("<tbody>") :]
+    # At 320 px the table stacks and hides its head: each row's number keeps its label.
+    assert body.count('<td><span class="cell-label">Row</span>') == body.count("<tr>") == 2
+    assert '<span class="cell-label">Row</span>4</td>' in body
 
 
 def test_import_creates_upload_contacts_and_keeps_existing_sources(operator_client):
