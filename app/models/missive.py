@@ -52,11 +52,13 @@ class MissiveConversationLabel(db.Model):
     __tablename__ = "missive_conversation_labels"
     __table_args__ = (
         sa.UniqueConstraint("conversation_id", "label_id"),
+        # Label conditions (has label, since) read the conversation from the index alone.
         sa.Index(
-            "ix_missive_conversation_labels_label_id_removed_last_applied_at",
+            "ix_missive_conversation_labels_label_lookup",
             "label_id",
             "removed",
             "last_applied_at",
+            postgresql_include=["conversation_id"],
         ),
     )
 
