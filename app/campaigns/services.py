@@ -156,6 +156,11 @@ def campaign_upload(upload_id: int | str | None, kind: CampaignTarget) -> Upload
             f"The file could not be read ({upload.error_message or 'failed'}): upload it again.",
             "upload_id",
         )
+    if upload.status is UploadStatus.VALIDATED:
+        raise ValidationError(
+            "The file is checked: import its valid rows (Import, under its report) to use it.",
+            "upload_id",
+        )
     if upload.status is not UploadStatus.DONE:
         raise ValidationError(
             "The file is still being checked or imported: wait until its report is ready.",
@@ -284,12 +289,34 @@ def _upload_rows(campaign: Campaign | CheckedCampaign, template: Template | None
         .where(UploadContact.upload_id == campaign.upload_id, eligibility_clause(Audience.CAMPAIGN))
     )
     if campaign.target_kind is CampaignTarget.PERSONALIZED:
-        if template is None:
-            message = UploadContact.message
-            query = query.where(message.is_not(None), sa.func.trim(message) != "")
-        else:
-            query = query.where(*(_field_present(name) for name in dict.fromkeys(template.fields)))
+        query = query.where(_personalized_ok(template))
     return query
+
+
+def _text_length(template: Template | None) -> sa.ColumnElement[int]:
+    """The length of a row's text as it will be sent, counted in SQL (values are stored
+    trimmed, so this is the rendered length)."""
+    if template is None:
+        return sa.func.length(sa.func.trim(UploadContact.message))
+    literal = sum(len(part) for part in template.parts)
+    lengths = [
+        sa.func.coalesce(sa.func.length(UploadContact.data[name].as_string()), 0)
+        for name in template.fields
+    ]
+    return sa.literal(literal) + sum(lengths, sa.literal(0))
+
+
+def _personalized_ok(template: Template | None) -> sa.ColumnElement[bool]:
+    """A personalized row gets a text: its message (or every merge field) is there, and the
+    text fits one message body (Twilio refuses more than 1,600 characters)."""
+    if template is None:
+        message = UploadContact.message
+        present = sa.and_(message.is_not(None), sa.func.trim(message) != "")
+    else:
+        present = sa.and_(
+            sa.true(), *(_field_present(name) for name in dict.fromkeys(template.fields))
+        )
+    return sa.and_(present, _text_length(template) <= MAX_MESSAGE_LENGTH)
 
 
 def recipients_select(
@@ -365,19 +392,25 @@ class MergeIssues:
 
 
 def merge_issues(campaign: Campaign | CheckedCampaign) -> MergeIssues:
-    """The eligible rows of a template campaign that lack a merge field's value."""
-    template = _template(campaign)
-    if template is None or not template.fields:
+    """The eligible rows of a personalized campaign that get no text, and why: a merge field
+    without a value ("no value for {place}"), or a text longer than one message body."""
+    if campaign.target_kind is not CampaignTarget.PERSONALIZED:
         return MergeIssues(0, [])
-    fields = list(dict.fromkeys(template.fields))
-    missing = sa.or_(*(sa.not_(_field_present(name)) for name in fields))
+    template = _template(campaign)
+    length = _text_length(template).label("text_length")
     base = (
-        sa.select(UploadContact.row_number, Contact.phone, UploadContact.data)
+        sa.select(
+            UploadContact.row_number,
+            Contact.phone,
+            UploadContact.data,
+            UploadContact.message,
+            length,
+        )
         .join(Contact, Contact.id == UploadContact.contact_id)
         .where(
             UploadContact.upload_id == campaign.upload_id,
             eligibility_clause(Audience.CAMPAIGN),
-            missing,
+            sa.not_(sa.func.coalesce(_personalized_ok(template), False)),
         )
     )
     count = db.session.scalar(sa.select(sa.func.count()).select_from(base.subquery())) or 0
@@ -385,11 +418,19 @@ def merge_issues(campaign: Campaign | CheckedCampaign) -> MergeIssues:
     for row in db.session.execute(
         base.order_by(UploadContact.row_number).limit(MERGE_ISSUES_SHOWN)
     ):
-        name = template.missing(_as_dict(row.data))
-        rows.append(
-            {"row": row.row_number, "phone": row.phone, "message": f"no value for {{{name}}}"}
-        )
+        rows.append({"row": row.row_number, "phone": row.phone, "message": _issue(template, row)})
     return MergeIssues(count, rows)
+
+
+def _issue(template: Template | None, row: Any) -> str:
+    if template is not None and (name := template.missing(_as_dict(row.data))):
+        return f"no value for {{{name}}}"
+    if template is None and not (row.message or "").strip():
+        return "no message"
+    return (
+        f"text too long ({row.text_length or 0:,} characters; a text can be at most "
+        f"{MAX_MESSAGE_LENGTH:,})"
+    )
 
 
 @dataclass(frozen=True)

@@ -641,7 +641,7 @@ def test_a_csv_is_checked_imported_and_sent_from_the_campaign_form(operator_clie
         first_message="Hi {first name}, vote at {place}.",
     )
     assert_refused(
-        operator_client.post("/campaigns/", data=fields), "upload_id", "still being checked"
+        operator_client.post("/campaigns/", data=fields), "upload_id", "import its valid rows"
     )
 
     html = operator_client.post(f"/campaigns/uploads/{upload.id}/import", headers=HX).get_data(
@@ -869,7 +869,7 @@ def test_bad_uploads_and_templates_are_422s_naming_the_field(operator_client, pe
         (
             {"target_kind": "uploaded_list", "upload_id": str(pending.id)},
             "upload_id",
-            "still being checked or imported",
+            "import its valid rows",
         ),
         (
             {"target_kind": "uploaded_list", "upload_id": str(contacts_import.id)},

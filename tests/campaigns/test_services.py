@@ -107,7 +107,8 @@ def _bad_inputs(people):
     segment = everyone()
     good = segments_input([[seg(segment)]])
     contact_import = UploadFactory(done=True, purpose=UploadPurpose.CONTACT_IMPORT)
-    pending = UploadFactory(purpose=UploadPurpose.CAMPAIGN_LIST, status=UploadStatus.VALIDATED)
+    pending = UploadFactory(purpose=UploadPurpose.CAMPAIGN_LIST, status=UploadStatus.VALIDATING)
+    checked = UploadFactory(purpose=UploadPurpose.CAMPAIGN_LIST, status=UploadStatus.VALIDATED)
     failed = UploadFactory(
         purpose=UploadPurpose.CAMPAIGN_LIST, status=UploadStatus.FAILED, error_message="not a CSV"
     )
@@ -134,6 +135,7 @@ def _bad_inputs(people):
         (list_input(numbers, upload_id="99999999999999999999"), "upload_id", "not a campaign"),
         (list_input(numbers, upload_id=contact_import.id), "upload_id", "not a campaign upload"),
         (list_input(numbers, upload_id=pending.id), "upload_id", "still being checked"),
+        (list_input(numbers, upload_id=checked.id), "upload_id", "import its valid rows"),
         (list_input(numbers, upload_id=failed.id), "upload_id", "could not be read (not a CSV)"),
         (
             personalized_input(numbers, message_source="column"),
@@ -453,6 +455,50 @@ def test_rows_missing_a_merge_field_get_no_message_and_are_listed(people):
     bodies = rows_of(campaign)
     assert bodies == {people["ava"].id: "Hi Ava, vote at Library."}
     assert not any("  " in b or " ," in b or b.endswith(" .") for b in bodies.values())
+
+
+def test_a_text_longer_than_one_message_body_is_never_sent_and_is_listed(people):
+    long_place = "x" * (1600 - len("Hi Ben, vote at .") + 1)  # renders to 1,601 characters
+    fits = "y" * (1600 - len("Hi Ava, vote at ."))  # exactly 1,600
+    upload = personalized_upload(
+        [
+            (people["ava"], {"First Name": "Ava", "Place": fits}),
+            (people["ben"], {"First Name": "Ben", "Place": long_place}),
+            (people["upl"], {"First Name": "Una", "Place": "School", "message": "z" * 1601}),
+        ]
+    )
+    values = personalized_input(upload)
+    guess = estimate(values, now=utcnow(), zone=ZONE)
+    assert (guess.recipients, guess.merge_issues) == (2, 1)
+    campaign = schedule(values)
+    assert merge_issues(campaign).rows == [
+        {
+            "row": 3,
+            "phone": people["ben"].phone,
+            "message": "text too long (1,601 characters; a text can be at most 1,600)",
+        }
+    ]
+    start(campaign)
+    bodies = rows_of(campaign)
+    assert set(bodies) == {people["ava"].id, people["upl"].id}
+    assert len(bodies[people["ava"].id]) == 1600
+
+    # Each row's own message column: the same rule, counted the same way.
+    by_column = schedule(personalized_input(upload, message_source="column", first_message=""))
+    assert (
+        estimate(
+            personalized_input(upload, message_source="column", first_message=""),
+            now=utcnow(),
+            zone=ZONE,
+        ).recipients
+        == 0
+    )
+    issues = merge_issues(by_column)
+    assert [issue["message"][:22] for issue in issues.rows] == [
+        "no message",
+        "no message",
+        "text too long (1,601 c",
+    ]
 
 
 def test_an_estimate_says_what_to_fix_instead_of_a_number(people):
