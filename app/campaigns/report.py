@@ -9,7 +9,15 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from app.campaigns.personalize import parse_template
-from app.campaigns.services import merge_columns
+
+# The start's own rules (a merge field has a value, a text's length as rendered), so each
+# reason here is the one the start applied.
+from app.campaigns.services import (
+    MAX_MESSAGE_LENGTH,
+    _field_present,
+    _text_length,
+    merge_columns,
+)
 from app.extensions import db
 from app.models import (
     Campaign,
@@ -74,21 +82,16 @@ class RowsNotSent:
     reasons: list[tuple[str, int]]  # each reason with its count, the most frequent first
 
 
-def _present(name: str) -> sa.ColumnElement[bool]:
-    """The row has a value for the merge field `name`: the rule the start applies."""
-    value = UploadContact.data[name].as_string()
-    return sa.and_(value.is_not(None), sa.func.trim(value) != "")
-
-
 def _reason(campaign: Campaign, upload: Upload) -> sa.ColumnElement[str]:
     """Why a row of the file is not a recipient, as the start decides it: unsubscribed and
-    excluded people first, then (personalized) the first merge field without a value, or an
-    empty message."""
+    excluded people first, then (personalized) the first merge field without a value (or an
+    empty message), then a text too long for one message body."""
     whens: list[tuple[sa.ColumnElement[bool], str]] = [
         (Contact.unsubscribed.is_(True), "unsubscribed"),
         (Contact.excluded.is_(True), "excluded"),
     ]
     if campaign.target_kind is CampaignTarget.PERSONALIZED:
+        template = None
         if campaign.message_column:
             message = UploadContact.message
             whens.append(
@@ -100,8 +103,15 @@ def _reason(campaign: Campaign, upload: Upload) -> sa.ColumnElement[str]:
         else:
             template = parse_template(campaign.first_message, merge_columns(upload))
             whens.extend(
-                (sa.not_(_present(name)), f"no value for {{{name}}}") for name in template.names
+                (sa.not_(_field_present(name)), f"no value for {{{name}}}")
+                for name in template.names
             )
+        whens.append(
+            (
+                _text_length(template) > MAX_MESSAGE_LENGTH,
+                f"text longer than {MAX_MESSAGE_LENGTH:,} characters",
+            )
+        )
     # Eligible with every value, yet no first message: eligibility changed since the start
     # (someone unsubscribed then subscribed again, say).
     return sa.case(*whens, else_="not eligible when it started")

@@ -305,16 +305,23 @@ def watch_it_send(
     expect(page.locator("#flash")).to_contain_text("scheduled for")
     expect(page.locator(f"#campaigns-estimate-count-{campaign_id}")).to_have_text(count(recipients))
     expect(page.locator(f"#campaigns-when-{campaign_id}")).to_contain_text("Sends")
+    # It starts in a minute: the page counts down and watches for the start.
+    starting = page.locator(f"#campaigns-starting-{campaign_id}")
+    expect(starting).to_contain_text(re.compile(r"Starts at \d{1,2}:\d\d [AP]M \w+ \(in "))
+    assert starting.get_attribute("hx-trigger") == "every 5s"
     screenshot(page, f"{shot}-scheduled.png")
 
     the_minute_passes(campaign_id)
     run_tick(server)
     row = campaign_row(campaign_id)
     assert (row.status, row.actual_recipients) == ("sending", recipients)
-    # The page of a scheduled campaign does not follow its start: a person reloads it.
-    page.reload()
+    # No reload: within 5 s the page sees the start and reloads itself into the progress.
     bar = page.locator(f"#campaigns-progress-bar-{campaign_id}")
-    expect(bar).to_be_visible()
+    expect(bar).to_be_visible(timeout=15_000)
+    expect(starting).to_have_count(0)
+    when = page.locator(f"#campaigns-when-{campaign_id}")
+    expect(when).to_contain_text("Started")
+    expect(when).not_to_contain_text("on schedule")
     assert bar.get_attribute("max") == str(recipients)
     progress = page.locator(f"#campaigns-progress-{campaign_id}")
     assert progress.get_attribute("hx-trigger") == "every 2s"
@@ -356,6 +363,24 @@ def outcomes_csv(page: Page) -> list[dict[str, str]]:
     path = download.value.path()
     assert path is not None
     return list(csv.DictReader(io.StringIO(Path(path).read_text(encoding="utf-8-sig"))))
+
+
+def filter_fits(page: Page, selector: str) -> None:
+    """The recipients filter shows its search and status whole: side by side on a laptop,
+    one over the other (each the form's width) in a narrow window."""
+    form = page.locator(selector).bounding_box()
+    search = page.locator(f"{selector} input[type=search]").bounding_box()
+    status = page.locator(f"{selector} select").bounding_box()
+    assert form and search and status
+    for box in (search, status):
+        assert (
+            box["x"] >= form["x"] - 1 and box["x"] + box["width"] <= form["x"] + form["width"] + 1
+        )
+    if form["width"] < 400:
+        assert status["y"] >= search["y"] + search["height"] - 1  # stacked
+        assert min(search["width"], status["width"]) >= form["width"] - 2
+    else:
+        assert abs(status["y"] - search["y"]) < 2 and status["width"] >= 150
 
 
 def filter_recipients(page: Page, status_label: str) -> None:
@@ -490,15 +515,21 @@ def test_segments_and_labels_campaign_is_built_with_a_live_estimate_reviewed_sen
     expect(page.locator(f"#campaigns-funnel-{campaign_id}")).to_contain_text("Recipients")
     card = page.locator("#campaigns-recipients-card")
     expect(card.locator("tbody tr")).to_have_count(len(final))
+    # Each row says its step and the text that went out.
+    expect(card.locator("tbody tr").first).to_contain_text("First")
+    expect(card.locator("tbody tr .sms-clip").first).to_have_text(text)
     filter_recipients(page, "Did not get it")
     expect(card.locator("tbody tr")).to_have_count(1)
     expect(card.locator("tbody tr")).to_contain_text(failing[0].phone)
     expect(card.locator("tbody tr")).to_contain_text(FAILING_CODE)
+    filter_fits(page, "#campaigns-recipients-card form.filters")
+    assert page.locator(f"#campaigns-not-sent-{campaign_id}").count() == 0  # no file
     no_overflow(page, width, f"/campaigns/{campaign_id}")
     screenshot(page, f"campaigns-flow-segments-done-{width}.png")
 
     rows = outcomes_csv(page)
     assert sorted(r["phone"] for r in rows) == sorted(p.phone for p in final)
+    assert {(r["step"], r["body"]) for r in rows} == {("first", text)}
     by_phone = {r["phone"]: r for r in rows}
     bad = by_phone[failing[0].phone]
     assert (bad["got it"], bad["error code"]) == ("no", FAILING_CODE)
@@ -567,6 +598,9 @@ def test_uploaded_list_campaign_checks_the_file_imports_it_and_sends_to_its_peop
     expect(issues).to_contain_text("duplicate")
     expect(issues).to_contain_text("unsubscribed")
     expect(issues).to_contain_text("555-12")
+    if width == 320:  # stacked rows: each row number says it is one
+        expect(issues.locator("tbody tr .cell-label").first).to_be_visible()
+        expect(issues.locator("tbody tr td").first).to_have_text(re.compile(r"^Row\s*\d+$"))
     # The unsubscribed person's number is a valid row: imported, and kept out of sends.
     valid = len(reachable) + 1
     expect(page.locator("#uploads-valid")).to_have_text(str(valid))
@@ -605,12 +639,34 @@ def test_uploaded_list_campaign_checks_the_file_imports_it_and_sends_to_its_peop
     filter_recipients(page, "Did not get it")
     expect(card.locator("tbody tr")).to_have_count(1)
     expect(card.locator("tbody tr")).to_contain_text(failing)
+    filter_fits(page, "#campaigns-recipients-card form.filters")
+    # The rows of the file that got no text, and why; the rows never imported are in the
+    # upload's report.
+    not_sent = page.locator(f"#campaigns-not-sent-{campaign_id}")
+    expect(not_sent.locator(f"#campaigns-not-sent-count-{campaign_id}")).to_have_text(
+        "1 row of the file got no text: unsubscribed (1)."
+    )
+    expect(not_sent.locator("tbody tr")).to_have_count(1)
+    expect(not_sent.locator("tbody tr")).to_contain_text(unsubscribed)
+    expect(not_sent.locator("tbody td").first).to_have_text(re.compile(r"^\s*(Row\s*)?7\s*$"))
+    label = not_sent.locator("tbody .cell-label").first
+    if width == 320:  # stacked: the row number says it is one
+        expect(label).to_be_visible()
+    else:
+        expect(label).to_be_hidden()
+    never = not_sent.locator(f"#campaigns-not-imported-{campaign_id}")
+    expect(never).to_contain_text("2 other rows of the file were never imported")
+    expect(never).to_contain_text("1 invalid row, 1 duplicate")
     no_overflow(page, width, f"/campaigns/{campaign_id}")
     screenshot(page, f"campaigns-flow-list-done-{width}.png")
 
     rows = outcomes_csv(page)
     assert sorted(r["phone"] for r in rows) == sorted(reachable)
     assert {r["phone"]: r["error code"] for r in rows}[failing] == FAILING_CODE
+    assert {r["body"] for r in rows} == {text}
+    with page.expect_navigation():
+        never.get_by_role("link", name="see the upload’s report").click()
+    expect(page.locator("#uploads-issues")).to_contain_text("555-12")
     no_problems(problems, live_server)
 
 
@@ -694,11 +750,27 @@ def test_personalized_campaign_fills_a_template_from_each_row_and_skips_a_row_wi
     expect(card.locator("tbody tr")).to_have_count(len(texts))
     expect(card).not_to_contain_text(no_place)
     expect(card).not_to_contain_text(unsubscribed)
+    # The table shows each person's own text beside their number.
+    for phone_number, body in texts.items():
+        expect(card.locator("tbody tr").filter(has_text=phone_number)).to_contain_text(body)
+    # Dee (no place) and the unsubscribed person are listed with why they got nothing.
+    not_sent = page.locator(f"#campaigns-not-sent-{campaign_id}")
+    expect(not_sent.locator(f"#campaigns-not-sent-count-{campaign_id}")).to_have_text(
+        "2 rows of the file got no text: no value for {place} (1), unsubscribed (1)."
+    )
+    expect(not_sent.locator("tbody tr").filter(has_text=no_place)).to_contain_text(
+        "no value for {place}"
+    )
+    expect(not_sent.locator("tbody tr").filter(has_text=unsubscribed)).to_contain_text(
+        "unsubscribed"
+    )
+    assert horizontal_overflow(page) <= 1
     screenshot(page, "campaigns-flow-personalized-done-1280.png")
     rows = outcomes_csv(page)
     assert sorted(r["phone"] for r in rows) == sorted(texts)
     assert {r["got it"] for r in rows} == {"yes"}
-    # The table shows no text, so a person opens each recipient's conversation to read it.
+    assert {r["phone"]: r["body"] for r in rows} == texts
+    # Each recipient's conversation has the same text.
     for phone_number, body in texts.items():
         with page.expect_navigation():
             card.get_by_role("link", name=phone_number).click()

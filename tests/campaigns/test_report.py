@@ -144,3 +144,19 @@ def test_a_row_that_lost_its_first_message_is_still_told_apart():
     assert [(r.phone, r.reason) for r in report.rows] == [
         (ben.phone, "not eligible when it started")
     ]
+
+
+def test_a_row_whose_text_would_be_too_long_for_one_message_says_so():
+    ana, ben = ContactFactory.create_batch(2)
+    upload = personalized_upload(
+        [
+            (ana, {"First Name": "Ana", "Place": "Hall A"}),
+            (ben, {"First Name": "Ben", "Place": "x" * 1600}),
+        ]
+    )
+    campaign = started(personalized_input(upload))
+    assert campaign.actual_recipients == 1
+    report = rows_not_sent(campaign)
+    assert [(r.phone, r.reason) for r in report.rows] == [
+        (ben.phone, "text longer than 1,600 characters")
+    ]
