@@ -14,9 +14,9 @@ from app.campaigns.personalize import parse_template
 # reason here is the one the start applied.
 from app.campaigns.services import (
     MAX_MESSAGE_LENGTH,
-    _field_present,
-    _text_length,
+    field_present,
     merge_columns,
+    text_length,
 )
 from app.extensions import db
 from app.models import (
@@ -103,12 +103,12 @@ def _reason(campaign: Campaign, upload: Upload) -> sa.ColumnElement[str]:
         else:
             template = parse_template(campaign.first_message, merge_columns(upload))
             whens.extend(
-                (sa.not_(_field_present(name)), f"no value for {{{name}}}")
+                (sa.not_(field_present(name)), f"no value for {{{name}}}")
                 for name in template.names
             )
         whens.append(
             (
-                _text_length(template) > MAX_MESSAGE_LENGTH,
+                text_length(template) > MAX_MESSAGE_LENGTH,
                 f"text longer than {MAX_MESSAGE_LENGTH:,} characters",
             )
         )

@@ -275,7 +275,7 @@ def _template(campaign: Campaign | CheckedCampaign) -> Template | None:
     return parse_template(campaign.first_message, merge_columns(upload))
 
 
-def _field_present(name: str) -> sa.ColumnElement[bool]:
+def field_present(name: str) -> sa.ColumnElement[bool]:
     value = UploadContact.data[name].as_string()
     return sa.and_(value.is_not(None), sa.func.trim(value) != "")
 
@@ -293,7 +293,7 @@ def _upload_rows(campaign: Campaign | CheckedCampaign, template: Template | None
     return query
 
 
-def _text_length(template: Template | None) -> sa.ColumnElement[int]:
+def text_length(template: Template | None) -> sa.ColumnElement[int]:
     """The length of a row's text as it will be sent, counted in SQL (values are stored
     trimmed, so this is the rendered length)."""
     if template is None:
@@ -314,9 +314,9 @@ def _personalized_ok(template: Template | None) -> sa.ColumnElement[bool]:
         present = sa.and_(message.is_not(None), sa.func.trim(message) != "")
     else:
         present = sa.and_(
-            sa.true(), *(_field_present(name) for name in dict.fromkeys(template.fields))
+            sa.true(), *(field_present(name) for name in dict.fromkeys(template.fields))
         )
-    return sa.and_(present, _text_length(template) <= MAX_MESSAGE_LENGTH)
+    return sa.and_(present, text_length(template) <= MAX_MESSAGE_LENGTH)
 
 
 def recipients_select(
@@ -397,7 +397,7 @@ def merge_issues(campaign: Campaign | CheckedCampaign) -> MergeIssues:
     if campaign.target_kind is not CampaignTarget.PERSONALIZED:
         return MergeIssues(0, [])
     template = _template(campaign)
-    length = _text_length(template).label("text_length")
+    length = text_length(template).label("text_length")
     base = (
         sa.select(
             UploadContact.row_number,
