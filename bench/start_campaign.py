@@ -17,7 +17,9 @@ unsubscribed or excluded, some rows without a place) and the template
 groups (segment AND label since) minus one exclude group (a label).
 
 Each run starts a fresh campaign into an empty outbound table, then the baseline runs into an
-empty table too; the medians of `--runs` runs are printed, ratio = ours / baseline.
+empty table too; the medians of `--runs` runs are printed, ratio = ours / baseline. The baseline
+runs with the server's settings: for segments PostgreSQL JIT-compiles its INSERT … SELECT, which
+the app's recipients query avoids (services._without_jit).
 """
 
 from __future__ import annotations
