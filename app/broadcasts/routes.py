@@ -53,10 +53,10 @@ from app.pagination import page_number
 from app.security import require_role
 from app.sending.quiet import quiet_warning, quiet_window, window_label
 from app.sending.sms import count_sms
-from app.sends.control import cancel_send
 from app.sends.stats import display_stats
 from app.sends.views import (
     cancel_context,
+    cancel_response,
     outcomes_response,
     progress_context,
     recipients_context,
@@ -416,14 +416,4 @@ def cancel(broadcast_id: int):
     broadcast = require_sending(
         db.get_or_404(Broadcast, broadcast_id, with_for_update=True, populate_existing=True)
     )
-    cancelled = cancel_send(broadcast, user=current_user, ip_address=request.remote_addr)
-    db.session.commit()
-    flash(
-        f"Broadcast {broadcast.id} cancelled: {cancelled:,} waiting "
-        f"message{'' if cancelled == 1 else 's'} will not be sent.",
-        "success",
-    )
-    target = url_for("broadcasts.show", broadcast_id=broadcast.id)
-    if is_htmx():
-        return hx_redirect(current_app.make_response(("", 204)), target)
-    return redirect(target, 303)
+    return cancel_response(broadcast, user=current_user, ip_address=request.remote_addr)

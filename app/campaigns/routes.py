@@ -12,7 +12,6 @@ from flask import (
     Response,
     abort,
     current_app,
-    flash,
     redirect,
     render_template,
     request,
@@ -30,16 +29,16 @@ from app.campaigns.services import (
     upcoming_campaigns,
 )
 from app.extensions import db
-from app.htmx import hx_redirect, hx_refresh, is_htmx, vary_on_htmx, wants_partial
+from app.htmx import hx_refresh, vary_on_htmx, wants_partial
 from app.jobs.campaigns import labels_unavailable
 from app.models import Campaign, Role, utcnow
 from app.pagination import page_number
 from app.security import require_role
-from app.sends import is_started, send_label
-from app.sends.control import cancel_send
+from app.sends import is_started
 from app.sends.stats import display_stats
 from app.sends.views import (
     cancel_context,
+    cancel_response,
     outcomes_response,
     progress_context,
     recipients_context,
@@ -198,17 +197,7 @@ def cancel(campaign_id: int):
     campaign = require_sending(
         db.get_or_404(Campaign, campaign_id, with_for_update=True, populate_existing=True)
     )
-    cancelled = cancel_send(campaign, user=current_user, ip_address=request.remote_addr)
-    db.session.commit()
-    flash(
-        f"{send_label(campaign)} cancelled: {cancelled:,} waiting "
-        f"message{'' if cancelled == 1 else 's'} will not be sent.",
-        "success",
-    )
-    target = url_for("campaigns.show", campaign_id=campaign.id)
-    if is_htmx():
-        return hx_redirect(current_app.make_response(("", 204)), target)
-    return redirect(target, 303)
+    return cancel_response(campaign, user=current_user, ip_address=request.remote_addr)
 
 
 from app.campaigns import editing  # noqa: E402, F401  (registers the editing views on bp)

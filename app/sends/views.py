@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, abort, stream_with_context
+from flask import Response, abort, current_app, flash, redirect, stream_with_context
 from werkzeug.datastructures import MultiDict
 
+from app.extensions import db
+from app.htmx import hx_redirect, is_htmx
 from app.sends import Send, is_sending, send_kind, send_label
-from app.sends.control import cancel_preview
+from app.sends.control import cancel_preview, cancel_send
 from app.sends.results import STATUSES, clean_filters, outcome_csv, recipients_page
 from app.sends.stats import display_stats
+from app.templating import send_url
 
 
 def progress_context(send: Send) -> dict[str, Any]:
@@ -57,3 +60,19 @@ def outcomes_response(send: Send, zone: str, args: MultiDict[str, str]) -> Respo
         f'attachment; filename="{send_kind(send)[:-1]}-{send.id}-outcomes.csv"'
     )
     return response
+
+
+def cancel_response(send: Send, *, user: Any, ip_address: str | None) -> Response:
+    """The POST of a cancel, for either kind of send (the route has locked and checked the row):
+    cancel, commit, say how many waiting messages stop, and go back to the send's page."""
+    cancelled = cancel_send(send, user=user, ip_address=ip_address)
+    db.session.commit()
+    flash(
+        f"{send_label(send)} cancelled: {cancelled:,} waiting "
+        f"message{'' if cancelled == 1 else 's'} will not be sent.",
+        "success",
+    )
+    target = send_url(send, "show")
+    if is_htmx():
+        return hx_redirect(current_app.make_response(("", 204)), target)
+    return redirect(target, 303)
