@@ -12,11 +12,9 @@ from redis.exceptions import RedisError
 from app.extensions import db, get_redis
 from app.inbound.services import InboundResult, conversation_for_contact
 from app.jobs import QUEUE_DEFAULT, get_queue
-from app.jobs.runs import recorded_run
 from app.models import Contact, InboundMessage, Keyword
 from app.sending.transports import get_transport
 from app.settings.services import keyword_reply
-from app.webhooks.services import prune_webhook_log
 
 log = logging.getLogger(__name__)
 POST_JOB = "app.jobs.inbound.post_conversation_note"
@@ -123,11 +121,3 @@ def send_keyword_reply(inbound_id: int, subscription_changed: bool = False) -> d
         if not answered:
             _release(app, f"reply:{inbound_id}")
     return {"draft": sent.sid}
-
-
-def prune_webhook_events() -> dict[str, Any]:
-    """Delete webhook log entries older than RETENTION_DAYS (SPEC 8a). Safe to run twice."""
-    with recorded_run("webhook retention") as run:
-        run.counts["deleted"] = prune_webhook_log(current_app.config["RETENTION_DAYS"])
-        db.session.commit()
-    return run.counts

@@ -33,11 +33,18 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
         description="Every minute: start due sends, release follow-ups and retries, recover claims",
     ),
     PeriodicJob(
-        id="webhook-retention",
-        func="app.jobs.inbound.prune_webhook_events",
+        id="retention",
+        func="app.jobs.maintenance.apply_retention",
         cron="17 4 * * *",
         queue=QUEUE_MAINTENANCE,
-        description="Daily: delete webhook log entries older than RETENTION_DAYS",
+        description="Daily: delete webhook log entries and job runs older than RETENTION_DAYS",
+    ),
+    PeriodicJob(
+        id="reconcile-statuses",
+        func="app.jobs.maintenance.reconcile_statuses_job",
+        cron="43 3 * * *",
+        queue=QUEUE_MAINTENANCE,
+        description="Daily: fetch the Twilio status of open messages of the last 7 days by SID",
     ),
 )
 
