@@ -237,6 +237,8 @@ class FakeTwilio(FakeServer):
         self._pairs: set[tuple[str, str]] = set()
         self._callback_urls: set[str] = set()
         self._seq = 0
+        self._read_429_left = 0
+        self.reads_rate_limited = 0
         self.accepted = 0
         self.duplicates = 0
         self.duplicates_by_callback = 0
@@ -246,6 +248,28 @@ class FakeTwilio(FakeServer):
         self.callbacks_sent = 0
         self.callback_errors = 0
         self.callback_responses_by_status: dict[str, int] = {}
+
+    def answer_reads_with_429(self, count: int) -> None:
+        """The next `count` fetches and lists answer 429 (Retry-After: 0), as Twilio does to a
+        burst of reads; `reads_rate_limited` counts them."""
+        with self._lock:
+            self._read_429_left = count
+
+    def add_message(
+        self, to: str, body: str, status: str = "sent", error_code: int | None = None
+    ) -> str:
+        """Record a message as if it had been sent earlier, with `status`; returns its SID."""
+        record = self._accept({"To": to, "Body": body})
+        self.set_status(record["sid"], status, error_code)
+        return record["sid"]
+
+    def set_status(self, sid: str, status: str, error_code: int | None = None) -> None:
+        """Move a held message on (a carrier's late answer) without sending a callback."""
+        with self._lock:
+            record = self._by_sid[sid]
+            record["status"] = status
+            record["error_code"] = error_code
+            record["date_updated_rfc2822"] = self._rfc2822(datetime.now(UTC))
 
     def reset(self) -> None:
         self._callbacks.clear()
@@ -315,6 +339,16 @@ class FakeTwilio(FakeServer):
             time.sleep(delay / 1000)
 
     def _read_failure(self) -> Response | None:
+        if self._read_429_left:
+            with self._lock:
+                burst = self._read_429_left > 0
+                if burst:
+                    self._read_429_left -= 1
+                    self.reads_rate_limited += 1
+            if burst:
+                response = twilio_error(429, 20429)
+                response.headers = {**(response.headers or {}), "Retry-After": "0"}
+                return response
         if self.read_rate_500:
             with self._lock:
                 failed = self._rng.random() < self.read_rate_500
