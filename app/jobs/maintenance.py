@@ -11,7 +11,18 @@ from flask import current_app
 
 from app.extensions import db
 from app.jobs.runs import recorded_run
-from app.models import JobRun, WebhookEvent, utcnow
+from app.models import (
+    FAILED_STATUSES,
+    Contact,
+    ExcludeReason,
+    InboundMessage,
+    JobRun,
+    MessageStatus,
+    OutboundMessage,
+    WebhookEvent,
+    utcnow,
+)
+from app.sending.contacts import exclude_contacts
 
 RETENTION_BATCH = 5000
 
@@ -87,4 +98,99 @@ def reconcile_statuses_job(
             run.counts.update(counts)
             if skipped:
                 run.skip(skipped)
+    return run.counts
+
+
+UNDELIVERABLE_RUN = 3  # this many failures in a row...
+UNDELIVERABLE_DAYS = 30  # ...all within this many days
+UNDELIVERABLE_BATCH = 500
+# The messages that count as "the last ones": those handed to the provider (or refused by it).
+# Pending, cancelled and skipped messages never reached the number and are left out.
+_ATTEMPTED = (
+    MessageStatus.SENDING,
+    MessageStatus.UNKNOWN,
+    MessageStatus.SENT,
+    MessageStatus.DELIVERED,
+    MessageStatus.UNDELIVERED,
+    MessageStatus.FAILED,
+)
+
+
+def undeliverable_contacts_select(now: Any) -> sa.Select:
+    """Contacts (not yet excluded) whose last 3 attempted outbound messages are all `failed` or
+    `undelivered`, all created within the last 30 days, and who never replied.
+
+    "Never replied" means no inbound message from them at all apart from keywords (STOP, START,
+    HELP): any other text, ever, shows the number reaches a person. Every error code counts,
+    temporary ones (30003, 30008) included; 30005/30006 already exclude at once when the status
+    arrives. One set-based query: a window function ranks each contact's recent messages.
+    """
+    cutoff = now - timedelta(days=UNDELIVERABLE_DAYS)
+    failing = (
+        sa.select(OutboundMessage.contact_id)
+        .where(OutboundMessage.status.in_(FAILED_STATUSES), OutboundMessage.created_at >= cutoff)
+        .distinct()
+    )
+    ranked = (
+        sa.select(
+            OutboundMessage.contact_id,
+            OutboundMessage.status,
+            sa.func.row_number()
+            .over(
+                partition_by=OutboundMessage.contact_id,
+                order_by=(OutboundMessage.created_at.desc(), OutboundMessage.id.desc()),
+            )
+            .label("rank"),
+        )
+        .where(
+            OutboundMessage.contact_id.in_(failing),
+            OutboundMessage.status.in_(_ATTEMPTED),
+            OutboundMessage.created_at >= cutoff,
+        )
+        .subquery()
+    )
+    replied = (
+        sa.select(InboundMessage.id)
+        .where(
+            sa.or_(InboundMessage.contact_id == Contact.id, InboundMessage.phone == Contact.phone),
+            InboundMessage.keyword.is_(None),
+        )
+        .exists()
+    )
+    return (
+        sa.select(ranked.c.contact_id)
+        .join(Contact, Contact.id == ranked.c.contact_id)
+        .where(ranked.c.rank <= UNDELIVERABLE_RUN, Contact.excluded.is_(False), ~replied)
+        .group_by(ranked.c.contact_id, Contact.id, Contact.phone)
+        .having(
+            sa.func.count() == UNDELIVERABLE_RUN,
+            sa.func.bool_and(ranked.c.status.in_(FAILED_STATUSES)),
+        )
+        .order_by(ranked.c.contact_id)
+    )
+
+
+def exclude_undeliverable() -> dict[str, Any]:
+    """Exclude (reason `undeliverable`, audited, pending messages cancelled) every contact that
+    `undeliverable_contacts_select` finds (SPEC 8a).
+
+    Committed a batch of contacts at a time, so a run killed halfway keeps what it did and the
+    next run finds only the rest; two runs at once exclude each contact once (the update only
+    touches contacts not yet excluded, and only those it changed are audited).
+    Not done here yet: the Missive post with MISSIVE_UNDELIVERABLE_LABEL_ID closing the
+    conversation (missive transport).
+    """
+    with recorded_run("undeliverable numbers") as run:
+        ids = list(db.session.scalars(undeliverable_contacts_select(utcnow())))
+        run.counts["found"] = len(ids)
+        excluded = 0
+        for start in range(0, len(ids), UNDELIVERABLE_BATCH):
+            excluded += exclude_contacts(
+                ids[start : start + UNDELIVERABLE_BATCH],
+                ExcludeReason.UNDELIVERABLE,
+                f"its last {UNDELIVERABLE_RUN} messages failed or were undelivered within "
+                f"{UNDELIVERABLE_DAYS} days and it never replied",
+            )
+            db.session.commit()
+        run.counts["excluded"] = excluded
     return run.counts

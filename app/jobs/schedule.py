@@ -40,6 +40,13 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
         description="Daily: delete webhook log entries and job runs older than RETENTION_DAYS",
     ),
     PeriodicJob(
+        id="undeliverable",
+        func="app.jobs.maintenance.exclude_undeliverable",
+        cron="27 4 * * *",
+        queue=QUEUE_MAINTENANCE,
+        description="Daily: exclude numbers whose last 3 messages failed within 30 days, never replied",
+    ),
+    PeriodicJob(
         id="reconcile-statuses",
         func="app.jobs.maintenance.reconcile_statuses_job",
         cron="43 3 * * *",

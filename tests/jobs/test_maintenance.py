@@ -7,9 +7,19 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.jobs.maintenance import apply_retention
+from app.jobs.maintenance import apply_retention, exclude_undeliverable
 from app.jobs.schedule import PERIODIC_JOBS
-from app.models import JobOutcome, JobRun, WebhookEvent, utcnow
+from app.models import (
+    AuditLog,
+    ExcludeReason,
+    JobOutcome,
+    JobRun,
+    Keyword,
+    MessageStatus,
+    WebhookEvent,
+    utcnow,
+)
+from tests.factories import ContactFactory, InboundMessageFactory, OutboundMessageFactory
 
 
 def _count(model) -> int:
@@ -67,3 +77,113 @@ def test_retention_is_one_daily_periodic_job_on_the_maintenance_queue():
     assert [(j.id, j.func, j.queue) for j in retention] == [
         ("retention", "app.jobs.maintenance.apply_retention", "maintenance")
     ]
+
+
+def _messages(contact, *statuses, days_ago: float = 1):
+    """Outbound messages to `contact`, oldest first, an hour apart, the newest `days_ago` old."""
+    newest = utcnow() - timedelta(days=days_ago)
+    made = []
+    for i, status in enumerate(statuses):
+        at = newest - timedelta(hours=len(statuses) - 1 - i)
+        trait = {"failed": "failed", "undelivered": "undelivered", "delivered": "delivered"}
+        made.append(
+            OutboundMessageFactory(
+                contact=contact, created_at=at, **{trait.get(status, "sent"): True}
+            )
+        )
+    db.session.commit()
+    return made
+
+
+def _excluded_audits(contact) -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(AuditLog)
+        .where(AuditLog.action == "contact.excluded", AuditLog.object_id == str(contact.id))
+    )
+
+
+def test_a_contact_whose_last_three_messages_failed_is_excluded_audited_and_its_pending_cancelled(
+    app,
+):
+    contact = ContactFactory()
+    _messages(contact, "delivered", "failed", "undelivered", "failed")
+    pending = OutboundMessageFactory(contact=contact, status=MessageStatus.QUEUED)
+    db.session.commit()
+
+    assert exclude_undeliverable() == {"found": 1, "excluded": 1}
+
+    db.session.refresh(contact)
+    db.session.refresh(pending)
+    assert (contact.excluded, contact.exclude_reason) == (True, ExcludeReason.UNDELIVERABLE)
+    assert pending.status == MessageStatus.CANCELLED
+    assert _excluded_audits(contact) == 1
+    run = db.session.scalars(sa.select(JobRun).where(JobRun.name == "undeliverable numbers")).one()
+    assert (run.outcome, run.counts) == (JobOutcome.SUCCESS, {"found": 1, "excluded": 1})
+
+
+def test_temporary_error_codes_count_toward_the_three(app):
+    contact = ContactFactory()
+    for message, code in zip(
+        _messages(contact, "undelivered", "undelivered", "undelivered"),
+        ("30003", "30008", "30003"),
+        strict=True,
+    ):
+        message.error_code = code
+    db.session.commit()
+    assert exclude_undeliverable()["excluded"] == 1
+
+
+def test_two_failures_do_not_exclude(app):
+    contact = ContactFactory()
+    _messages(contact, "failed", "undelivered")
+    assert exclude_undeliverable() == {"found": 0, "excluded": 0}
+    db.session.refresh(contact)
+    assert contact.excluded is False
+
+
+def test_three_failures_with_a_reply_in_between_do_not_exclude(app):
+    contact = ContactFactory()
+    first, *_ = _messages(contact, "failed", "undelivered", "failed")
+    InboundMessageFactory(contact=contact, received_at=first.created_at + timedelta(minutes=30))
+    db.session.commit()
+    assert exclude_undeliverable()["excluded"] == 0
+    db.session.refresh(contact)
+    assert contact.excluded is False
+
+
+def test_a_keyword_is_not_a_reply(app):
+    contact = ContactFactory()
+    _messages(contact, "failed", "failed", "failed")
+    InboundMessageFactory(contact=contact, keyword=Keyword.HELP, body="HELP")
+    db.session.commit()
+    assert exclude_undeliverable()["excluded"] == 1
+
+
+def test_failures_older_than_thirty_days_do_not_exclude(app):
+    contact = ContactFactory()
+    _messages(contact, "failed", "failed", "failed", days_ago=31)
+    assert exclude_undeliverable()["excluded"] == 0
+    db.session.refresh(contact)
+    assert contact.excluded is False
+
+
+def test_a_sent_or_delivered_message_among_the_last_three_does_not_exclude(app):
+    sent_one, delivered_one = ContactFactory(), ContactFactory()
+    _messages(sent_one, "failed", "failed", "failed", "sent", "failed")
+    _messages(delivered_one, "failed", "delivered", "failed", "failed")
+    assert exclude_undeliverable()["excluded"] == 0
+
+
+def test_undeliverable_run_twice_excludes_once(app):
+    contact = ContactFactory()
+    _messages(contact, "failed", "failed", "failed")
+    assert exclude_undeliverable()["excluded"] == 1
+    assert exclude_undeliverable() == {"found": 0, "excluded": 0}
+    assert _excluded_audits(contact) == 1
+
+
+def test_undeliverable_is_a_daily_periodic_job_on_the_maintenance_queue():
+    job = next(j for j in PERIODIC_JOBS if j.id == "undeliverable")
+    assert (job.func, job.queue) == ("app.jobs.maintenance.exclude_undeliverable", "maintenance")
+    assert job.cron.endswith("* * *") and not job.cron.startswith("*")
