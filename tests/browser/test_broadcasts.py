@@ -46,7 +46,13 @@ def no_problems(problems: PageProblems, allowed_status: tuple[int, ...] = ()) ->
 
 
 def save_field(page: Page, selector: str, value: str) -> None:
-    """Type into a field and leave it, as a person would: the change event saves it."""
+    """Type into a field and leave it, as a person would: the change event saves it. First wait
+    until htmx has finished swapping the last answer in: a person types into the field they see,
+    while a fill during the swap can land in the element being replaced (seen once in CI: an
+    edit right after a refused one never reached the server)."""
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
+    )
     page.fill(selector, value)
     page.locator(selector).press("Tab")
 
