@@ -6,6 +6,8 @@ import traceback
 from types import TracebackType
 from typing import Any
 
+import sqlalchemy as sa
+
 from app.extensions import db
 from app.models import JobOutcome, JobRun, utcnow
 
@@ -25,6 +27,20 @@ class recorded_run:  # noqa: N801  (used as `with recorded_run("tick") as run:`)
         db.session.commit()
         self.run_id = run.id
         return self
+
+    def progress(self, **counts: Any) -> None:
+        """Publish the counts so far on the `running` row (the System page shows them live).
+
+        It commits, so call it right after one of the job's own commits, never with half a batch
+        pending.
+        """
+        self.counts.update(counts)
+        if self.run_id is None:
+            return
+        db.session.execute(
+            sa.update(JobRun).where(JobRun.id == self.run_id).values(counts=dict(self.counts))
+        )
+        db.session.commit()
 
     def skip(self, reason: str) -> None:
         self.outcome = JobOutcome.SKIPPED

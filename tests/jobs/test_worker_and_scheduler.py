@@ -41,6 +41,20 @@ def test_a_failing_job_is_recorded_as_failed_and_the_error_kept(app):
     assert row.counts == {"before": 1}
 
 
+def test_progress_is_published_on_the_running_row_and_the_outcome_keeps_it(app):
+    from app.jobs.runs import recorded_run
+
+    with recorded_run("long") as run:
+        run.progress(done=5, total=10)
+        db.session.expire_all()
+        row = db.session.get(JobRun, run.run_id)
+        assert row.outcome == JobOutcome.RUNNING and row.counts == {"done": 5, "total": 10}
+        run.progress(done=10)
+    db.session.expire_all()
+    row = db.session.get(JobRun, run.run_id)
+    assert row.counts == {"done": 10, "total": 10} and row.outcome == JobOutcome.SUCCESS
+
+
 def test_registering_periodic_jobs_twice_keeps_one_job_per_fixed_id(redis_conn):
     scheduler = Scheduler(queue_name=QUEUE_DEFAULT, connection=redis_conn)
     # A leftover periodic job from an older release is removed; other jobs are left alone.
