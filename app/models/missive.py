@@ -30,6 +30,8 @@ class MissiveConversation(TimestampMixin, db.Model):
     closed: Mapped[bool] = mapped_column(default=False)
     # "Archive double failures" runs once per conversation: remember that it was done.
     double_failure_archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The undeliverable note (label, close) is posted once: set when claimed, cleared on failure.
+    undeliverable_posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     contact: Mapped[Contact | None] = relationship(back_populates="conversations")
     label_links: Mapped[list[MissiveConversationLabel]] = relationship(
