@@ -10,6 +10,8 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
+
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = ROOT / "instance"
 
@@ -150,6 +152,18 @@ def _secret_key(env: dict[str, str], production: bool) -> str:
     return path.read_text().strip()
 
 
+def phone_region(raw: str, timezone: str) -> str:
+    """The organisation's phone region (`US`, `GB`): numbers of its country are shown in national
+    format and its zip codes checked. PHONE_REGION, else US for an America/* time zone, else none
+    (every number shown in international format)."""
+    region = raw.strip().upper()
+    if not region:
+        return "US" if timezone.startswith("America/") else ""
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(f"PHONE_REGION must be a country code like US or GB, got {raw!r}")
+    return region
+
+
 def parse_backoff(raw: str) -> tuple[int, ...]:
     """`60,300,900` → (60, 300, 900): seconds to wait before each retry; their count is the limit."""
     try:
@@ -198,6 +212,7 @@ def load_config(env: dict[str, str] | None = None) -> dict[str, Any]:
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
         "REDIS_URL": redis_url,
         "APP_TIMEZONE": timezone,
+        "PHONE_REGION": phone_region(_str(env, "PHONE_REGION"), timezone),
         "TRANSPORT": transport,
         "TWILIO_ACCOUNT_SID": twilio_sid,
         "TWILIO_AUTH_TOKEN": twilio_token,
