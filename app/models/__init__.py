@@ -27,7 +27,15 @@ from app.models.message import (
 )
 from app.models.missive import MissiveConversation, MissiveConversationLabel, MissiveLabel
 from app.models.segment import Segment
-from app.models.system import ApiToken, AuditLog, JobOutcome, JobRun, Setting, WebhookEvent
+from app.models.system import (
+    ApiIdempotencyKey,
+    ApiToken,
+    AuditLog,
+    JobOutcome,
+    JobRun,
+    Setting,
+    WebhookEvent,
+)
 from app.models.types import UTCDateTime, utcnow
 from app.models.upload import Upload, UploadContact, UploadPurpose, UploadStatus
 from app.models.user import Role, User
@@ -43,6 +51,7 @@ __all__ = [
     "RECEIVED_STATUSES",
     "UNFINISHED_STATUSES",
     "WEEKDAYS",
+    "ApiIdempotencyKey",
     "ApiToken",
     "AuditLog",
     "Broadcast",

@@ -97,8 +97,43 @@ class ApiToken(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The token's first characters (`bc_` and a few more), so a person recognises it in a list.
+    prefix: Mapped[str] = mapped_column(sa.String(16), default="", server_default="")
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_ip: Mapped[str | None] = mapped_column(sa.String(45))
 
     user: Mapped[User] = relationship()
+
+    def usable(self, now: datetime) -> bool:
+        """Not revoked, not expired, and its owner still active."""
+        if self.revoked_at is not None:
+            return False
+        if self.expires_at is not None and self.expires_at <= now:
+            return False
+        return self.user is not None and self.user.active
+
+
+class ApiIdempotencyKey(db.Model):
+    """The first answer to an API POST under its Idempotency-Key (per user), replayed to retries.
+
+    No foreign key on purpose: the row is written and locked on a connection of its own while
+    the request runs (app/api/idempotency.py)."""
+
+    __tablename__ = "api_idempotency_keys"
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "key"),
+        sa.Index("ix_api_idempotency_keys_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column()
+    key: Mapped[str] = mapped_column(sa.String(255))
+    fingerprint: Mapped[str] = mapped_column(sa.String(64))  # method, path and body, hashed
+    status_code: Mapped[int | None] = mapped_column()
+    response_body: Mapped[str | None] = mapped_column(sa.Text)
+    response_headers: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Setting(db.Model):
