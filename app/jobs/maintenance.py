@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from app.extensions import db
+from app.jobs import missive_upkeep
 from app.jobs.runs import recorded_run
 from app.models import (
     FAILED_STATUSES,
@@ -17,7 +18,6 @@ from app.models import (
     ExcludeReason,
     InboundMessage,
     JobRun,
-    MessageStatus,
     OutboundMessage,
     WebhookEvent,
     utcnow,
@@ -104,16 +104,6 @@ def reconcile_statuses_job(
 UNDELIVERABLE_RUN = 3  # this many failures in a row...
 UNDELIVERABLE_DAYS = 30  # ...all within this many days
 UNDELIVERABLE_BATCH = 500
-# The messages that count as "the last ones": those handed to the provider (or refused by it).
-# Pending, cancelled and skipped messages never reached the number and are left out.
-_ATTEMPTED = (
-    MessageStatus.SENDING,
-    MessageStatus.UNKNOWN,
-    MessageStatus.SENT,
-    MessageStatus.DELIVERED,
-    MessageStatus.UNDELIVERED,
-    MessageStatus.FAILED,
-)
 
 
 def undeliverable_contacts_select(now: Any) -> sa.Select:
@@ -144,7 +134,7 @@ def undeliverable_contacts_select(now: Any) -> sa.Select:
         )
         .where(
             OutboundMessage.contact_id.in_(failing),
-            OutboundMessage.status.in_(_ATTEMPTED),
+            OutboundMessage.status.in_(missive_upkeep.ATTEMPTED),
             OutboundMessage.created_at >= cutoff,
         )
         .subquery()
@@ -177,8 +167,9 @@ def exclude_undeliverable() -> dict[str, Any]:
     Committed a batch of contacts at a time, so a run killed halfway keeps what it did and the
     next run finds only the rest; two runs at once exclude each contact once (the update only
     touches contacts not yet excluded, and only those it changed are audited).
-    Not done here yet: the Missive post with MISSIVE_UNDELIVERABLE_LABEL_ID closing the
-    conversation (missive transport).
+    Then, with the missive transport and MISSIVE_UNDELIVERABLE_LABEL_ID, each such number's
+    conversation gets one note with that label, closing it (`missive_upkeep`): numbers excluded
+    by an earlier run whose note failed, or by a carrier error (30005/30006), included.
     """
     with recorded_run("undeliverable numbers") as run:
         ids = list(db.session.scalars(undeliverable_contacts_select(utcnow())))
@@ -193,4 +184,21 @@ def exclude_undeliverable() -> dict[str, Any]:
             )
             db.session.commit()
         run.counts["excluded"] = excluded
+        run.progress()
+        run.counts.update(
+            missive_upkeep.post_undeliverable_notes(current_app._get_current_object(), utcnow())
+        )
+    return run.counts
+
+
+def archive_double_failures() -> dict[str, Any]:
+    """Missive transport: a conversation whose last 2 broadcast messages within 7 days failed
+    gets MISSIVE_ARCHIVE_LABEL_ID, a note, and is closed, once (SPEC 8a); see `missive_upkeep`.
+    Without the missive transport or the label the run is recorded as skipped, saying why."""
+    with recorded_run("archive double failures") as run:
+        counts = missive_upkeep.archive_double_failures(current_app._get_current_object(), utcnow())
+        skipped = counts.pop("skipped", None)
+        run.counts.update(counts)
+        if skipped:
+            run.skip(skipped)
     return run.counts

@@ -9,6 +9,9 @@ from rq_scheduler import Scheduler
 from app.jobs import QUEUE_DEFAULT, QUEUE_MAINTENANCE
 
 ID_PREFIX = "periodic-"
+# RQ's default (180 s) would kill a daily job with a day's backlog (reconciliation paces its
+# reads); an hour is the ceiling for any of them.
+DEFAULT_TIMEOUT = 3600
 
 
 @dataclass(frozen=True)
@@ -18,10 +21,18 @@ class PeriodicJob:
     cron: str  # in UTC
     queue: str
     description: str
+    # The name the job records its runs under (`recorded_run(NAME)`), when it is not `id`: the
+    # System page and `flask maintenance list` find a job's last run by it.
+    run_name: str = ""
+    timeout: int = DEFAULT_TIMEOUT
 
     @property
     def job_id(self) -> str:
         return ID_PREFIX + self.id
+
+    @property
+    def recorded_as(self) -> str:
+        return self.run_name or self.id
 
 
 PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
@@ -45,6 +56,14 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
         cron="27 4 * * *",
         queue=QUEUE_MAINTENANCE,
         description="Daily: exclude numbers whose last 3 messages failed within 30 days, never replied",
+        run_name="undeliverable numbers",
+    ),
+    PeriodicJob(
+        id="archive-double-failures",
+        func="app.jobs.maintenance.archive_double_failures",
+        cron="37 4 * * *",
+        queue=QUEUE_MAINTENANCE,
+        description="Daily (Missive): archive conversations whose last 2 broadcast messages failed",
     ),
     PeriodicJob(
         id="reconcile-statuses",
@@ -52,6 +71,7 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
         cron="43 3 * * *",
         queue=QUEUE_MAINTENANCE,
         description="Daily: fetch the Twilio status of open messages of the last 7 days by SID",
+        run_name="status reconciliation",
     ),
 )
 
@@ -75,7 +95,10 @@ def register_periodic_jobs(scheduler: Scheduler) -> list[str]:
             id=job.job_id,
             queue_name=job.queue,
             description=job.description,
-            result_ttl=3600,
+            # Never expire: rq-scheduler drops a cron job whose hash is gone when its time comes,
+            # so a finished daily job kept for an hour would never run again.
+            result_ttl=-1,
+            timeout=job.timeout,
             use_local_timezone=False,
         )
     return sorted(wanted)
