@@ -7,6 +7,7 @@ from app.models.broadcast import (
     BroadcastStatus,
     ScheduleVersion,
 )
+from app.models.callback import StatusCallback
 from app.models.campaign import Campaign, CampaignStatus, CampaignTarget
 from app.models.contact import Contact, ContactSource, ExcludeReason
 from app.models.message import (
@@ -76,6 +77,7 @@ __all__ = [
     "ScheduleVersion",
     "Segment",
     "Setting",
+    "StatusCallback",
     "Step",
     "UTCDateTime",
     "Upload",
