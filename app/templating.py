@@ -1,13 +1,16 @@
-"""Jinja filters and globals: org-time-zone dates, numbers, percentages, plurals, links to a
-send's pages, and the navigation."""
+"""Jinja filters and globals: org-time-zone dates (exact and relative), phone numbers, numbers,
+percentages, plurals, links to a send's pages, and the navigation."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, request, url_for
+from markupsafe import Markup, escape
 
+from app.contacts.phones import display_phone
+from app.models.types import utcnow
 from app.sends import Send, send_kind, send_label
 
 # (endpoint, label, URL prefix that marks it active). The order is the menu's order.
@@ -34,6 +37,38 @@ def localtime(value: datetime | None, fmt: str = "%b %-d, %Y %-I:%M %p") -> str:
         return "—"
     local = value.astimezone(org_zone())
     return f"{local.strftime(fmt)} {local.strftime('%Z')}"
+
+
+def relative_words(value: datetime, now: datetime) -> str:
+    """`3 hours ago`, `in 2 days`, `just now`: how far `value` is from `now`, in the largest whole
+    unit (minutes, hours, days up to 45 days); empty beyond that (a date reads better then)."""
+    seconds = (value - now).total_seconds()
+    future, seconds = seconds > 0, abs(seconds)
+    if seconds < 60:
+        return "in less than a minute" if future else "just now"
+    for size, unit, limit in ((60, "minute", 60), (3600, "hour", 24), (86400, "day", 45)):
+        amount = int(seconds // size)
+        if amount < limit:
+            words = f"{amount:,} {unit}{'' if amount == 1 else 's'}"
+            return f"in {words}" if future else f"{words} ago"
+    return ""
+
+
+def ago(value: datetime | None, empty: str = "—") -> Markup | str:
+    """A timestamp as `3 hours ago` (or `in 2 days`; the local date when further away) in a
+    `<time>` whose title is the exact local time and whose datetime is the UTC instant."""
+    if value is None:
+        return empty
+    exact = localtime(value)
+    words = relative_words(value, utcnow()) or value.astimezone(org_zone()).strftime("%b %-d, %Y")
+    instant = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Markup(f'<time datetime="{instant}" title="{escape(exact)}">{escape(words)}</time>')
+
+
+def phone(value: str | None) -> str:
+    """A stored number as people read it: national format for the organisation's country
+    (PHONE_REGION), international otherwise; short codes and raw values as given."""
+    return display_phone(value, current_app.config.get("PHONE_REGION", ""))
 
 
 def number(value: int | float | None) -> str:
@@ -89,6 +124,8 @@ def nav_active(prefix: str) -> bool:
 def register_filters(app: Flask) -> None:
     app.add_template_filter(localtime)
     app.add_template_filter(number)
+    app.add_template_filter(ago)
+    app.add_template_filter(phone)
     app.add_template_filter(isotime)
     app.add_template_filter(percent)
     app.add_template_filter(plural)

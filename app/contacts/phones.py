@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from functools import cache
+from functools import cache, lru_cache
 
 import phonenumbers
 from phonenumbers.phonemetadata import PhoneMetadata, PhoneNumberDesc
@@ -126,3 +126,28 @@ def looks_like_phone(text: str) -> bool:
     """Digits (and phone punctuation) only, at least 7 of them: a search for a number, not a name."""
     stripped = text.strip().lstrip("+").translate(_PUNCTUATION)
     return len(stripped) >= 7 and stripped.isdigit()
+
+
+@lru_cache(maxsize=4096)
+def display_phone(value: str | None, region: str = "") -> str:
+    """How a stored number reads on a page: national format for numbers of the organisation's
+    `region` (`(313) 418-3686` for US), international otherwise (`+44 20 7946 0958`). Anything
+    that is not a valid E.164 number (a short code, a raw value from a file) is shown as given."""
+    if not value:
+        return ""
+    text = value.strip()
+    if not text.startswith("+"):
+        return value
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        return value
+    if not phonenumbers.is_valid_number(number):
+        return value
+    home = region and number.country_code == phonenumbers.country_code_for_region(region)
+    return phonenumbers.format_number(
+        number,
+        phonenumbers.PhoneNumberFormat.NATIONAL
+        if home
+        else phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+    )

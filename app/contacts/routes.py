@@ -22,6 +22,7 @@ from app.htmx import vary_on_htmx, wants_partial
 from app.models import Contact, ContactSource, Role
 from app.pagination import page_number
 from app.security import require_role
+from app.templating import phone
 from app.validation import ValidationError
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
@@ -143,7 +144,7 @@ def toggle(contact_id: int, action: str):
                 if cancelled
                 else ""
             )
-            flash(f"{done} {contact.phone}.{extra}", "success")
+            flash(f"{done} {phone(contact.phone)}.{extra}", "success")
             return redirect(url_for("contacts.show", contact_id=contact.id))
     db.session.rollback()
     return _render_show(db.get_or_404(Contact, contact_id), reason_form=form, status=422)

@@ -38,6 +38,7 @@ from app.system.services import (
     queue_statuses,
     worker_statuses,
 )
+from app.templating import phone
 from app.validation import ValidationError
 
 bp = Blueprint("system", __name__, url_prefix="/system")
@@ -146,9 +147,9 @@ def decide_possible_opt_out(inbound_id: int):
     )
     db.session.commit()
     if decision == "unsubscribe":
-        flash(f"{message.phone} is unsubscribed.", "success")
+        flash(f"{phone(message.phone)} is unsubscribed.", "success")
     else:
-        flash(f"{message.phone} stays subscribed.", "success")
+        flash(f"{phone(message.phone)} stays subscribed.", "success")
     if is_htmx():
         return render_template(
             "system/partials/_possible_opt_outs.html", **possible_opt_outs_context(where)

@@ -94,7 +94,7 @@ def test_operator_imports_a_csv_then_builds_a_segment_with_a_live_count(
     page.goto("/contacts/")
     with page.expect_response(lambda r: "/contacts/?" in r.url):
         page.fill("#contacts-search", "Reader 7")
-    expect(page.locator("#contacts-rows")).to_contain_text("+13135550207")
+    expect(page.locator("#contacts-rows")).to_contain_text("(313) 555-0207")
 
     # Build a segment: the count follows the rule as it is typed.
     click_and_load(page, "#nav-segments")

@@ -31,6 +31,7 @@ import redis
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
+from app.contacts.phones import display_phone
 from bench.common import kill_tree
 from tests.browser.conftest import LiveServer, PageProblems, serve
 from tests.browser.test_navigation import (
@@ -520,7 +521,7 @@ def test_segments_and_labels_campaign_is_built_with_a_live_estimate_reviewed_sen
     expect(card.locator("tbody tr .sms-clip").first).to_have_text(text)
     filter_recipients(page, "Did not get it")
     expect(card.locator("tbody tr")).to_have_count(1)
-    expect(card.locator("tbody tr")).to_contain_text(failing[0].phone)
+    expect(card.locator("tbody tr")).to_contain_text(display_phone(failing[0].phone, "US"))
     expect(card.locator("tbody tr")).to_contain_text(FAILING_CODE)
     filter_fits(page, "#campaigns-recipients-card form.filters")
     assert page.locator(f"#campaigns-not-sent-{campaign_id}").count() == 0  # no file
@@ -727,7 +728,7 @@ def test_personalized_campaign_fills_a_template_from_each_row_and_skips_a_row_wi
     messages = page.locator("#campaigns-review-messages")
     for phone_number, body in texts.items():
         expect(messages).to_contain_text(body)
-        expect(messages).to_contain_text(phone_number)
+        expect(messages).to_contain_text(display_phone(phone_number, "US"))
     expect(messages).not_to_contain_text("{")
     ucs2 = page.locator("#campaigns-review-ucs2")
     expect(ucs2).to_contain_text(f"1 text of {len(texts)} needs UCS-2")
@@ -752,7 +753,9 @@ def test_personalized_campaign_fills_a_template_from_each_row_and_skips_a_row_wi
     expect(card).not_to_contain_text(unsubscribed)
     # The table shows each person's own text beside their number.
     for phone_number, body in texts.items():
-        expect(card.locator("tbody tr").filter(has_text=phone_number)).to_contain_text(body)
+        expect(
+            card.locator("tbody tr").filter(has_text=display_phone(phone_number, "US"))
+        ).to_contain_text(body)
     # Dee (no place) and the unsubscribed person are listed with why they got nothing.
     not_sent = page.locator(f"#campaigns-not-sent-{campaign_id}")
     expect(not_sent.locator(f"#campaigns-not-sent-count-{campaign_id}")).to_have_text(

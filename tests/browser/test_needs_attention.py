@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
+from app.contacts.phones import display_phone
 from tests.browser.conftest import E2E_DATABASE, LiveServer, PageProblems
 from tests.browser.test_navigation import (
     SIDEBAR,
@@ -70,7 +71,7 @@ def test_operator_resolves_messages_that_need_attention(
     page.goto("/system/")
     assert_page_ok(page, "System")
     attention = page.locator("#system-attention")
-    expect(attention).to_contain_text(first_phone)
+    expect(attention).to_contain_text(display_phone(first_phone, "US"))
     expect(attention).to_contain_text("2 identical messages found at Twilio")
     expect(page.locator("#system-messages")).to_contain_text("unknown")
     screenshot(page, "system-attention-1280.png")
@@ -98,7 +99,7 @@ def test_operator_resolves_messages_that_need_attention(
     with page.expect_response(lambda r: f"/system/attention/{second_id}" in r.url):
         page.locator(f"#attention-{second_id}").get_by_role("button", name="Send again").click()
     expect(page.locator(f"#attention-{second_id}")).to_have_count(0)
-    assert second_phone not in page.locator("#system-attention").inner_text()
+    assert display_phone(second_phone, "US") not in page.locator("#system-attention").inner_text()
 
     assert problems.console_errors == []
     assert problems.csp_violations == []

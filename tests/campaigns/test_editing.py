@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from rq import Queue
 
 from app.campaigns.services import start_campaign
+from app.contacts.phones import display_phone
 from app.extensions import db
 from app.jobs import QUEUE_DEFAULT
 from app.jobs.imports import import_upload, validate_upload
@@ -406,14 +407,17 @@ def test_review_of_personalized_rows_renders_the_first_rows_ucs2_the_longest_and
     )
     assert by_id(html, "campaigns-review-recipients").text == "3"
     messages = by_id(html, "campaigns-review-messages")
-    assert "Hi Ava, vote at Library." in messages.text and a.phone in messages.text
+    assert (
+        "Hi Ava, vote at Library." in messages.text
+        and display_phone(a.phone, "US") in messages.text
+    )
     assert "Hi &lt;b&gt;Dee&lt;/b&gt;" in messages  # escaped
     assert "{" not in messages.text
     assert "1 text of 3 needs UCS-2" in by_id(html, "campaigns-review-ucs2").text
     assert "community center" in by_id(html, "campaigns-review-longest").text
     issues = by_id(html, "campaigns-review-merge").text
     assert "1 row gets no text" in issues
-    assert f"Row 4 ({c.phone}): no value for {{Place}}" in issues
+    assert f"Row 4 ({display_phone(c.phone, 'US')}): no value for {{Place}}" in issues
 
 
 def test_review_without_a_time_can_only_save_a_draft(operator_client, people):
