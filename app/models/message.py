@@ -111,6 +111,12 @@ class OutboundMessage(TimestampMixin, db.Model):
             "provider_sid IS NOT NULL",
             unique=True,
         ),
+        _partial_index(
+            "uq_outbound_messages_twilio_sid",
+            ("twilio_sid",),
+            "twilio_sid IS NOT NULL",
+            unique=True,
+        ),
         # Statistics and progress: counts by status per send.
         sa.Index("ix_outbound_messages_broadcast_id_status", "broadcast_id", "status"),
         _partial_index(
@@ -159,6 +165,9 @@ class OutboundMessage(TimestampMixin, db.Model):
     transport: Mapped[str | None] = mapped_column(sa.String(20))
     provider_sid: Mapped[str | None] = mapped_column(sa.String(64))
     missive_draft_id: Mapped[str | None] = mapped_column(sa.String(64))
+    # Sent through Missive: the Twilio SID status reconciliation found in Twilio's list (our
+    # `provider_sid` is then Missive's id). Twilio-sent messages have theirs in `provider_sid`.
+    twilio_sid: Mapped[str | None] = mapped_column(sa.String(64))
     missive_conversation_id: Mapped[str | None] = mapped_column(sa.String(64))
     # Provider statuses are stored as they come, whatever new values the provider invents.
     provider_status: Mapped[str | None] = mapped_column(sa.String(40))
