@@ -232,6 +232,8 @@ def load_config(env: dict[str, str] | None = None) -> dict[str, Any]:
         "MISSIVE_UNDELIVERABLE_LABEL_ID": _str(env, "MISSIVE_UNDELIVERABLE_LABEL_ID"),
         "MISSIVE_ARCHIVE_LABEL_ID": _str(env, "MISSIVE_ARCHIVE_LABEL_ID"),
         "SEND_RATE_MPS": _float(env, "SEND_RATE_MPS", 1.0),
+        # Twilio API reads (status reconciliation) per second, shared by every worker.
+        "TWILIO_READS_PER_SECOND": _float(env, "TWILIO_READS_PER_SECOND", 20.0),
         # The engine's knobs (SPEC 6): parallel provider calls per batch, messages claimed at once,
         # retry backoff, how long a claim may stay unresolved before recovery asks the provider.
         "SEND_CONCURRENCY": _int(env, "SEND_CONCURRENCY", 8, minimum=1),

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import requests
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http import HttpClient
 from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
@@ -137,6 +138,40 @@ class TwilioGateway:
             raise self._answered_error(exc) from exc
         return found
 
+    def list_page(
+        self, *, from_: str, sent_after: datetime, page_size: int = 1000, page_url: str = ""
+    ) -> tuple[list[ListedMessage], str | None]:
+        """One page of Twilio's Messages list (newest first) from `from_` sent on or after
+        `sent_after` (`DateSent>=`), or the page at `page_url` (a `next_page_uri` Twilio gave
+        before); returns its messages and the next page's URL (None on the last page)."""
+        try:
+            if page_url:
+                page = self.client.messages.get_page(page_url)
+            else:
+                page = self.client.messages.page(
+                    from_=from_, date_sent_after=sent_after, page_size=page_size
+                )
+            records = [_listed_message(message) for message in page]
+        except TwilioException as exc:
+            raise self._page_error(exc) from exc
+        return records, page.next_page_url
+
+    def _page_error(self, exc: TwilioException) -> ProviderError:
+        if isinstance(exc, TwilioRestException):
+            return self._answered_error(exc)
+        # A list page that is not a 200 raises a bare TwilioException ("Unable to fetch page").
+        response = self.http.last_response
+        status = response.status_code if response is not None else None
+        retry_after = None
+        message = str(exc)
+        if response is not None:
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+            try:
+                message = str(response.json().get("message") or message)
+            except ValueError:
+                pass
+        return ProviderError("answered", message[:500], http_status=status, retry_after=retry_after)
+
     def _answered_error(self, exc: TwilioRestException) -> ProviderError:
         response = self.http.last_response
         retry_after = None
@@ -149,6 +184,35 @@ class TwilioGateway:
             code=str(exc.code) if exc.code else None,
             retry_after=retry_after,
         )
+
+
+@dataclass(frozen=True)
+class ListedMessage:
+    """A message of Twilio's Messages list, with what matching a row needs."""
+
+    sid: str
+    to: str
+    from_: str
+    body: str
+    status: str
+    direction: str
+    date_created: datetime | None
+    date_sent: datetime | None
+    error_code: str | None = None
+
+
+def _listed_message(message) -> ListedMessage:
+    return ListedMessage(
+        sid=message.sid,
+        to=message.to or "",
+        from_=getattr(message, "from_", None) or "",
+        body=message.body or "",
+        status=message.status or "",
+        direction=message.direction or "",
+        date_created=message.date_created,
+        date_sent=message.date_sent,
+        error_code=str(message.error_code) if message.error_code else None,
+    )
 
 
 def _provider_message(message) -> ProviderMessage:

@@ -7,13 +7,18 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import Flask, current_app
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
 
-from app.extensions import db
-from app.jobs import missive_upkeep
+from app.extensions import db, get_redis
+from app.jobs import QUEUE_MAINTENANCE, get_queue, missive_upkeep
 from app.jobs.runs import recorded_run
+from app.jobs.schedule import DEFAULT_TIMEOUT
 from app.models import (
     FAILED_STATUSES,
+    Broadcast,
+    Campaign,
     Contact,
     ExcludeReason,
     InboundMessage,
@@ -74,26 +79,100 @@ def apply_retention() -> dict[str, Any]:
     return run.counts
 
 
+RECONCILE_RUN = "status reconciliation"
+RECONCILE_JOB = "app.jobs.maintenance.reconcile_statuses_job"
+# While an on-demand check is queued or running, clicking again queues nothing more.
+_WAITING = ("queued", "started", "deferred", "scheduled")
+
+
+def send_run_name(send: Broadcast | Campaign) -> str:
+    """What an on-demand reconciliation of one send is recorded as (not the daily run's name,
+    so the System page's "last run" of the daily job stays the daily one)."""
+    kind = "broadcast" if isinstance(send, Broadcast) else "campaign"
+    return f"{RECONCILE_RUN}: {kind} {send.id}"
+
+
+def send_reconcile_job_id(send: Broadcast | Campaign) -> str:
+    kind = "broadcast" if isinstance(send, Broadcast) else "campaign"
+    return f"reconcile-{kind}-{send.id}"
+
+
+def enqueue_send_reconcile(send: Broadcast | Campaign, app: Flask | None = None) -> str:
+    """Queue the reconciliation of one send's open messages (both transports) on the
+    maintenance queue; returns the RQ job id. One at a time per send: while its job is queued
+    or running, the same id comes back and nothing more is queued. Raises `redis.RedisError`
+    when Redis is down (the caller says so; nothing was queued)."""
+    app = app or current_app._get_current_object()
+    queue = get_queue(app, QUEUE_MAINTENANCE)
+    job_id = send_reconcile_job_id(send)
+    try:
+        status = Job.fetch(job_id, connection=queue.connection).get_status(refresh=False)
+    except NoSuchJobError:
+        status = None
+    if status is not None and str(getattr(status, "value", status)) in _WAITING:
+        return job_id
+    key = "broadcast_id" if isinstance(send, Broadcast) else "campaign_id"
+    queue.enqueue(
+        RECONCILE_JOB,
+        kwargs={key: send.id},
+        job_id=job_id,
+        job_timeout=DEFAULT_TIMEOUT,
+        result_ttl=86400,
+        failure_ttl=86400,
+        description=send_run_name(send),
+    )
+    return job_id
+
+
+def send_reconcile_waiting(send: Broadcast | Campaign, app: Flask) -> bool:
+    """Whether the send's on-demand job is queued or running; raises RedisError when Redis
+    cannot tell."""
+    try:
+        job = Job.fetch(send_reconcile_job_id(send), connection=get_redis(app))
+    except NoSuchJobError:
+        return False
+    return str(getattr(job.get_status(), "value", job.get_status())) in _WAITING
+
+
+def last_send_reconcile(send: Broadcast | Campaign) -> JobRun | None:
+    return db.session.scalars(
+        sa.select(JobRun)
+        .where(JobRun.name == send_run_name(send))
+        .order_by(JobRun.started_at.desc(), JobRun.id.desc())
+        .limit(1)
+    ).first()
+
+
 def reconcile_statuses_job(
     broadcast_id: int | None = None, campaign_id: int | None = None
 ) -> dict[str, Any]:
-    """Fetch the provider status of open Twilio messages of the last 7 days (SPEC 8a), daily or
-    for one send; a transport other than Twilio is recorded as skipped (Missive-sent messages
-    are matched through Twilio's list by a later job)."""
-    from app.models import Broadcast, Campaign
+    """Fetch the provider status of the open messages of the last 7 days (SPEC 8a), daily or
+    for one send: Twilio-sent ones by SID, Missive-sent ones through Twilio's Messages list.
+    Progress is published on the job run after every committed chunk; a run killed halfway is
+    continued by the next one (the cursors of `app.sending.reconcile`)."""
     from app.sending.reconcile import reconcile_statuses
 
-    name = "status reconciliation"
-    send = None
+    send: Broadcast | Campaign | None = None
     if broadcast_id is not None:
         send = db.session.get(Broadcast, broadcast_id)
     elif campaign_id is not None:
         send = db.session.get(Campaign, campaign_id)
+    if send is not None:
+        name = send_run_name(send)
+    elif broadcast_id is not None or campaign_id is not None:
+        kind = "broadcast" if broadcast_id is not None else "campaign"
+        name = f"{RECONCILE_RUN}: {kind} {broadcast_id or campaign_id}"
+    else:
+        name = RECONCILE_RUN
     with recorded_run(name) as run:
         if (broadcast_id is not None or campaign_id is not None) and send is None:
             run.skip("no such send")
         else:
-            counts = reconcile_statuses(current_app._get_current_object(), send=send)
+            counts = reconcile_statuses(
+                current_app._get_current_object(),
+                send=send,
+                on_progress=lambda counts: run.progress(**counts),
+            )
             skipped = counts.pop("skipped", None)
             run.counts.update(counts)
             if skipped:

@@ -238,7 +238,10 @@ class FakeTwilio(FakeServer):
         self._callback_urls: set[str] = set()
         self._seq = 0
         self._read_429_left = 0
+        self._backdated = False
         self.reads_rate_limited = 0
+        self.fetches: dict[str, int] = {}  # GET of one message, by SID
+        self.list_queries: list[str] = []  # GET of the list, each page's query string
         self.accepted = 0
         self.duplicates = 0
         self.duplicates_by_callback = 0
@@ -256,10 +259,26 @@ class FakeTwilio(FakeServer):
             self._read_429_left = count
 
     def add_message(
-        self, to: str, body: str, status: str = "sent", error_code: int | None = None
+        self,
+        to: str,
+        body: str,
+        status: str = "sent",
+        error_code: int | None = None,
+        *,
+        from_: str | None = None,
+        created_at: datetime | None = None,
     ) -> str:
-        """Record a message as if it had been sent earlier, with `status`; returns its SID."""
-        record = self._accept({"To": to, "Body": body})
+        """Record a message as if it had been sent earlier, with `status`, from `from_` (as
+        Missive's Twilio integration sends) and created at `created_at`; returns its SID. The
+        list stays newest first by date whatever order messages are added in."""
+        record = self._accept({"To": to, "Body": body, "From": from_ or ""})
+        if created_at is not None:
+            with self._lock:
+                record["date_created"] = created_at.astimezone(UTC)
+                record["date_created_rfc2822"] = format_datetime(
+                    created_at.astimezone(UTC).replace(microsecond=0)
+                )
+                self._backdated = True
         self.set_status(record["sid"], status, error_code)
         return record["sid"]
 
@@ -280,6 +299,8 @@ class FakeTwilio(FakeServer):
             return {
                 **self.base_stats(),
                 "accepted": self.accepted,
+                "fetches": sum(self.fetches.values()),
+                "list_pages": len(self.list_queries),
                 "duplicates": self.duplicates,
                 "duplicates_by_callback": self.duplicates_by_callback,
                 "timeouts": self.timeouts,
@@ -316,9 +337,14 @@ class FakeTwilio(FakeServer):
             if method == "POST":
                 return self._create(request.body)
             if method == "GET":
+                with self._lock:
+                    self.list_queries.append(request.query)
                 return self._read_failure() or self._list(request.query)
         elif method == "GET" and path.startswith(self._message_prefix) and path.endswith(".json"):
-            return self._read_failure() or self._fetch(path[len(self._message_prefix) : -5])
+            sid = path[len(self._message_prefix) : -5]
+            with self._lock:
+                self.fetches[sid] = self.fetches.get(sid, 0) + 1
+            return self._read_failure() or self._fetch(sid)
         return twilio_error(404, 20404, f"The requested resource {path} was not found")
 
     def _auth_matches(self, header: str | None) -> bool:
@@ -551,6 +577,8 @@ class FakeTwilio(FakeServer):
             pool = self._by_to.get(filters["To"], []) if "To" in filters else self._records
             pool = pool[:]
             anchor = self._by_sid.get(token[2:]) if token[:2] in ("PA", "PB") else None
+            if self._backdated:  # Twilio lists by date sent, newest first
+                pool.sort(key=lambda r: (r["date_created"].replace(microsecond=0), r["seq"]))
         sender = filters.get("From")
         matching = []  # newest first
         for record in reversed(pool):
@@ -562,10 +590,13 @@ class FakeTwilio(FakeServer):
                     continue
             matching.append(record)
 
-        if anchor is not None and token.startswith("PA"):  # the page after the anchor
-            rows = [r for r in matching if r["seq"] < anchor["seq"]][:page_size]
-        elif anchor is not None:  # "PB": the page before the anchor
-            rows = [r for r in matching if r["seq"] > anchor["seq"]][-page_size:]
+        position = next((i for i, r in enumerate(matching) if r is anchor), None)
+        if anchor is not None and position is None:
+            return twilio_error(400, 20001, "Invalid PageToken")
+        if position is not None and token.startswith("PA"):  # the page after the anchor
+            rows = matching[position + 1 : position + 1 + page_size]
+        elif position is not None:  # "PB": the page before the anchor
+            rows = matching[max(0, position - page_size) : position]
         else:
             rows = matching[page * page_size : (page + 1) * page_size]
         has_next = bool(rows) and matching[-1] is not rows[-1]
