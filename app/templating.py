@@ -11,6 +11,7 @@ from markupsafe import Markup, escape
 
 from app.contacts.phones import display_phone
 from app.models.types import utcnow
+from app.sending.sms import describe_character
 from app.sends import Send, send_kind, send_label
 
 # (endpoint, label, URL prefix that marks it active). The order is the menu's order.
@@ -71,6 +72,16 @@ def phone(value: str | None) -> str:
     return display_phone(value, current_app.config.get("PHONE_REGION", ""))
 
 
+def char_chip(char: str) -> Markup:
+    """One character of the UCS-2 warning: the character itself (its name on hover), or, for one
+    that shows nothing, its name and code in words (`variation selector-16 (U+FE0F)`)."""
+    info = describe_character(char)
+    label = f"{info.name} ({info.code})"
+    if info.invisible:
+        return Markup('<code class="char char--named">{}</code>').format(label)
+    return Markup('<code class="char" title="{}">{}</code>').format(label, char)
+
+
 def number(value: int | float | None) -> str:
     if value is None:
         return "—"
@@ -126,6 +137,7 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(number)
     app.add_template_filter(ago)
     app.add_template_filter(phone)
+    app.add_template_filter(char_chip)
     app.add_template_filter(isotime)
     app.add_template_filter(percent)
     app.add_template_filter(plural)

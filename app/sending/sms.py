@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 # The GSM 03.38 basic character set, and the extension table whose characters take two septets.
@@ -71,3 +72,50 @@ def count_sms(body: str) -> SmsCount:
 def sms_segments(body: str) -> int:
     """Segments billed for `body`; at least 1, since even an empty message is one SMS."""
     return max(1, _parts(*_encoding_units(body))[0])
+
+
+# Characters that show nothing (or only blank space) on their own, named as people know them;
+# unicodedata's names are shouty ("NO-BREAK SPACE") or missing for some.
+_INVISIBLE_NAMES = {
+    "\u00a0": "non-breaking space",
+    "\u00ad": "soft hyphen",
+    "\u034f": "combining grapheme joiner",
+    "\u061c": "Arabic letter mark",
+    "\u180e": "Mongolian vowel separator",
+    "\u200b": "zero width space",
+    "\u200c": "zero width non-joiner",
+    "\u200d": "zero width joiner",
+    "\u200e": "left-to-right mark",
+    "\u200f": "right-to-left mark",
+    "\u2028": "line separator",
+    "\u2029": "paragraph separator",
+    "\u202f": "narrow non-breaking space",
+    "\u2060": "word joiner",
+    "\u3000": "ideographic (wide) space",
+    "\ufeff": "byte order mark (zero width no-break space)",
+    "\t": "tab",
+}
+
+
+@dataclass(frozen=True)
+class CharacterInfo:
+    char: str
+    code: str  # "U+FE0F"
+    name: str  # "variation selector-16"
+    invisible: bool  # shows nothing by itself: the warning names it instead of showing it
+
+
+def describe_character(char: str) -> CharacterInfo:
+    """A character of a text in words, for the UCS-2 warning: `variation selector-16 (U+FE0F)`
+    rather than a blank chip. Invisible means a format, control, combining or separator
+    character (the spaces, joiners, marks and selectors a copied emoji or a word processor
+    brings along)."""
+    code = f"U+{ord(char):04X}"
+    category = unicodedata.category(char)
+    invisible = char in _INVISIBLE_NAMES or category in {"Cf", "Cc", "Mn", "Me", "Zs", "Zl", "Zp"}
+    name = _INVISIBLE_NAMES.get(char)
+    if name is None:
+        name = unicodedata.name(char, "").lower() or (
+            "a private-use character" if category == "Co" else "an unnamed character"
+        )
+    return CharacterInfo(char, code, name, invisible)
