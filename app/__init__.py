@@ -76,6 +76,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from app.api.routes import bp as api_bp
     from app.audit.routes import bp as audit_bp
     from app.auth.routes import bp as auth_bp
     from app.broadcasts.routes import bp as broadcasts_bp
@@ -102,6 +103,7 @@ def register_blueprints(app: Flask) -> None:
         settings_bp,
         audit_bp,
         webhooks_bp,
+        api_bp,
     ):
         app.register_blueprint(bp)
 

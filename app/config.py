@@ -264,6 +264,9 @@ def load_config(env: dict[str, str] | None = None) -> dict[str, Any]:
         # a few addresses) per email across all addresses.
         "LOGIN_RATE_LIMIT": _str(env, "LOGIN_RATE_LIMIT", "10 per 5 minutes"),
         "LOGIN_EMAIL_RATE_LIMIT": _str(env, "LOGIN_EMAIL_RATE_LIMIT", "50 per hour"),
+        # The API: requests per token, and failed authentications per client address.
+        "API_RATE_LIMIT": _str(env, "API_RATE_LIMIT", "120 per minute"),
+        "API_AUTH_FAILURE_LIMIT": _str(env, "API_AUTH_FAILURE_LIMIT", "20 per 5 minutes"),
         "PROXY_FIX_HOPS": _int(env, "PROXY_FIX_HOPS", 1 if env.get("DYNO") else 0),
         "ON_HEROKU": bool(env.get("DYNO")),
         "PRODUCTION": production,

@@ -13,6 +13,7 @@ from werkzeug.exceptions import (
     RequestEntityTooLarge,
 )
 
+from app.api.problems import problem_response
 from app.extensions import db
 from app.htmx import hx_retarget, is_htmx
 from app.security import UPLOAD_ENDPOINTS
@@ -34,8 +35,12 @@ TITLES = {
 }
 
 
-def _render(status: int, message: str):
-    if request.path.startswith(("/api/", "/webhooks/")) or request.path == "/healthz":
+def _render(status: int, message: str, field: str | None = None):
+    if request.path.startswith("/api/"):
+        # RFC 9457 problem details, never an HTML page (404, 405, 413 and 429 included).
+        headers = {"Retry-After": "60"} if status == 429 else None
+        return problem_response(status, message, field=field, headers=headers)
+    if request.path.startswith("/webhooks/") or request.path == "/healthz":
         response = jsonify(error=message)
         response.status_code = status
         return response
@@ -92,7 +97,7 @@ def handle_unexpected(error: Exception):
 def handle_validation_error(error: ValidationError):
     """A service refused the input and nothing was written: say what to fix, with a 422."""
     db.session.rollback()
-    return _render(422, error.message)
+    return _render(422, error.message, error.field)
 
 
 def register_error_handlers(app: Flask) -> None:

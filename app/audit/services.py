@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import AuditLog, User
+
+# How the change arrived when it did not come from the dashboard ("API token CMS hook"): set by
+# the API around each request, so every service's entry says it without knowing about the API.
+_via: ContextVar[str | None] = ContextVar("audit_via", default=None)
+
+
+@contextmanager
+def audit_via(channel: str | None) -> Iterator[None]:
+    """Entries recorded inside say "(via <channel>)" and keep it under details["via"]."""
+    reset = _via.set(channel)
+    try:
+        yield
+    finally:
+        _via.reset(reset)
 
 
 def record_audit(
@@ -26,6 +43,10 @@ def record_audit(
     if obj is not None:
         object_type = object_type or type(obj).__tablename__
         object_id = object_id if object_id is not None else getattr(obj, "id", None)
+    via = _via.get()
+    if via:
+        summary = f"{summary} (via {via})"
+        details = {**(details or {}), "via": via}
     entry = AuditLog(
         action=action,
         user_id=user.id if user is not None else None,
