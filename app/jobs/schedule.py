@@ -21,8 +21,8 @@ class PeriodicJob:
     cron: str  # in UTC
     queue: str
     description: str
-    # The name the job records its runs under (`recorded_run(NAME)`), when it is not `id`: the
-    # System page and `flask maintenance list` find a job's last run by it.
+    # The name the job records its runs under (`recorded_run(NAME)`) when it is not the id with
+    # spaces for dashes: the System page and `flask maintenance list` find its last run by it.
     run_name: str = ""
     timeout: int = DEFAULT_TIMEOUT
 
@@ -32,7 +32,7 @@ class PeriodicJob:
 
     @property
     def recorded_as(self) -> str:
-        return self.run_name or self.id
+        return self.run_name or self.id.replace("-", " ")
 
 
 PERIODIC_JOBS: tuple[PeriodicJob, ...] = (

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import (
     Blueprint,
+    abort,
     current_app,
     flash,
     jsonify,
@@ -17,7 +18,7 @@ from flask import (
 from flask_login import current_user
 
 from app.extensions import db
-from app.htmx import is_htmx, vary_on_htmx, wants_partial
+from app.htmx import hx_trigger, is_htmx, vary_on_htmx, wants_partial
 from app.inbound.services import possible_opt_out_count, resolve_possible_opt_out
 from app.jobs.sending import enqueue_sending
 from app.models import Role, utcnow
@@ -29,20 +30,39 @@ from app.sending.attention import (
     needs_attention_query,
     resolve_attention,
 )
+from app.system.periodic import (
+    RunRefused,
+    counts_in_words,
+    duration_in_words,
+    error_summary,
+    job_by_id,
+    periodic_job_status,
+    periodic_job_statuses,
+    queued_message,
+    run_now,
+)
 from app.system.services import (
     OPT_OUT_LISTS,
     health_report,
     job_runs_query,
-    periodic_job_statuses,
     possible_opt_outs_context,
     queue_statuses,
     worker_statuses,
 )
-from app.templating import phone
+from app.templating import localtime, org_zone, phone
 from app.validation import ValidationError
 
 bp = Blueprint("system", __name__, url_prefix="/system")
 health_bp = Blueprint("health", __name__)
+
+
+@bp.context_processor
+def periodic_words() -> dict:
+    return dict(
+        counts_in_words=counts_in_words,
+        duration_in_words=duration_in_words,
+        error_summary=error_summary,
+    )
 
 
 @health_bp.get("/healthz")
@@ -67,7 +87,7 @@ def index():
         health=health_report(current_app),
         queues=queue_statuses(current_app),
         workers=worker_statuses(current_app),
-        periodic=periodic_job_statuses(),
+        periodic=periodic_job_statuses(current_app, utcnow(), org_zone()),
         runs=runs,
     )
     if wants_partial() and request.args.get("page"):
@@ -157,3 +177,50 @@ def decide_possible_opt_out(inbound_id: int):
     if where == "dashboard":
         return redirect(url_for("dashboard.index") + "#dashboard-opt-outs")
     return redirect(url_for("system.index") + "#system-opt-outs")
+
+
+def _periodic_job_or_404(job_id: str):
+    job = job_by_id(job_id)
+    if job is None:
+        abort(404, description=f"There is no periodic job called {job_id!r}.")
+    return job
+
+
+def _periodic_row(job_id: str):
+    status = periodic_job_status(current_app, _periodic_job_or_404(job_id), utcnow(), org_zone())
+    return render_template("system/partials/_periodic_job.html", s=status)
+
+
+@bp.get("/periodic/<job_id>")
+def periodic_job(job_id: str):
+    """One periodic job's row (it polls this while a run is queued or running)."""
+    if not wants_partial():
+        _periodic_job_or_404(job_id)
+        return redirect(url_for("system.index") + f"#system-periodic-{job_id}")
+    status = periodic_job_status(current_app, _periodic_job_or_404(job_id), utcnow(), org_zone())
+    response = current_app.make_response(
+        render_template("system/partials/_periodic_job.html", s=status)
+    )
+    if request.args.get("active") and not status.active:
+        hx_trigger(response, "system-job-runs-changed")  # the run just ended: list it
+    return vary_on_htmx(response)
+
+
+def _at_local(moment: datetime) -> str:
+    return localtime(moment, "%-I:%M %p on %b %-d")
+
+
+@bp.post("/periodic/<job_id>/run")
+@require_role(Role.OPERATOR)
+def run_periodic_job(job_id: str):
+    """Run now: queue one run of the job for a worker (never run here); refused with 409 when
+    one is already queued or running, 503 when Redis does not answer."""
+    job = _periodic_job_or_404(job_id)
+    try:
+        run_now(current_app, job, utcnow(), _at_local)
+    except RunRefused as refused:
+        abort(refused.status, description=refused.message)
+    flash(queued_message(current_app, job), "success")
+    if is_htmx():
+        return _periodic_row(job_id) + render_template("partials/_flash_oob.html")
+    return redirect(url_for("system.index") + f"#system-periodic-{job_id}")

@@ -14,7 +14,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.extensions import db, get_redis
 from app.inbound.services import possible_opt_outs_query
 from app.jobs import QUEUES, get_queue
-from app.jobs.schedule import PERIODIC_JOBS, PeriodicJob
 from app.models import JobRun
 
 
@@ -78,23 +77,6 @@ def worker_statuses(app: Flask) -> list[dict[str, Any]] | None:
         }
         for w in workers
     ]
-
-
-@dataclass
-class PeriodicJobStatus:
-    job: PeriodicJob
-    last_run: JobRun | None
-
-
-def periodic_job_statuses() -> list[PeriodicJobStatus]:
-    statuses = []
-    for job in PERIODIC_JOBS:
-        name = job.func.rsplit(".", 1)[-1]
-        last = db.session.scalar(
-            sa.select(JobRun).where(JobRun.name == name).order_by(JobRun.id.desc()).limit(1)
-        )
-        statuses.append(PeriodicJobStatus(job, last))
-    return statuses
 
 
 def job_runs_query(name: str = "") -> sa.Select[tuple[JobRun]]:

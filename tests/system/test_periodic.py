@@ -1,0 +1,323 @@
+"""The System page's periodic jobs: schedules in words and local time (across daylight saving
+changes), last and next runs, live progress while a run is queued or running, and Run now
+(operators and admins; enqueued on the job's queue, refused while queued or running, or when
+Redis is down)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from rq import Queue, SimpleWorker
+from rq_scheduler import Scheduler
+
+from app.extensions import db
+from app.jobs import QUEUE_DEFAULT, QUEUE_MAINTENANCE
+from app.jobs.schedule import PERIODIC_JOBS, register_periodic_jobs
+from app.models import JobOutcome, JobRun, Role, utcnow
+from app.system.periodic import (
+    counts_in_words,
+    duration_in_words,
+    error_summary,
+    next_run,
+    relative,
+    schedule_in_words,
+)
+from tests.conftest import sign_in
+from tests.support import HX
+
+DETROIT = ZoneInfo("America/Detroit")
+RUN_URL = "/system/periodic/retention/run"
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("now", "words", "detail"),
+    [
+        # Summer (EDT, UTC-4): 03:43 UTC is 11:43 PM the evening before.
+        ("2026-07-01T12:00", "Every day at 11:43 PM (America/Detroit)", "10:43 PM in standard"),
+        # Winter (EST, UTC-5).
+        ("2026-12-01T12:00", "Every day at 10:43 PM (America/Detroit)", "11:43 PM in daylight"),
+        # The night daylight saving time ends (Nov 1, 2026 at 2 AM): the next run is still EDT...
+        ("2026-10-31T12:00", "Every day at 11:43 PM (America/Detroit)", "10:43 PM in standard"),
+        # ...and the one after it EST.
+        ("2026-11-01T12:00", "Every day at 10:43 PM (America/Detroit)", "11:43 PM in daylight"),
+        # It starts on Mar 8, 2026: the next run before it is EST, the one after EDT.
+        ("2026-03-07T12:00", "Every day at 10:43 PM (America/Detroit)", "11:43 PM in daylight"),
+        ("2026-03-08T12:00", "Every day at 11:43 PM (America/Detroit)", "10:43 PM in standard"),
+    ],
+)
+def test_a_daily_utc_schedule_reads_in_local_time_at_its_next_run(now, words, detail):
+    said, more = schedule_in_words("43 3 * * *", DETROIT, at(now))
+    assert said == words
+    assert more.startswith("03:43 UTC; ") and detail in more
+
+
+def test_other_schedules_in_words():
+    now = at("2026-12-01T14:00")
+    assert schedule_in_words("* * * * *", DETROIT, now) == ("Every minute", "")
+    assert schedule_in_words("*/5 * * * *", DETROIT, now) == ("Every 5 minutes", "")
+    assert schedule_in_words("17 * * * *", DETROIT, now) == ("Every hour at 17 minutes past", "")
+    # Monday 02:30 UTC is still Sunday evening in Detroit.
+    assert schedule_in_words("30 2 * * 1", DETROIT, now)[0] == (
+        "Every Sunday at 9:30 PM (America/Detroit)"
+    )
+    # A zone without daylight saving time says nothing about seasons; its half hour shows.
+    assert schedule_in_words("43 3 * * *", ZoneInfo("Asia/Kolkata"), now) == (
+        "Every day at 9:13 AM (Asia/Kolkata)",
+        "03:43 UTC",
+    )
+    assert schedule_in_words("0 0 1 * *", DETROIT, now)[0] == (
+        "On the cron schedule 0 0 1 * * (UTC)"
+    )
+
+
+def test_next_run_relative_time_durations_counts_and_errors_in_words():
+    now = at("2026-12-01T14:00:30")
+    assert next_run("43 3 * * *", now) == at("2026-12-02T03:43")
+    assert next_run("* * * * *", now) == at("2026-12-01T14:01")
+    assert relative(at("2026-12-02T03:43"), now) == "in 13 hours"
+    assert relative(now + timedelta(seconds=20), now) == "in less than a minute"
+    assert relative(now - timedelta(minutes=1, seconds=5), now) == "1 minute ago"
+    assert relative(now - timedelta(days=3), now) == "3 days ago"
+    assert duration_in_words(0.42) == "0.4 s"
+    assert duration_in_words(125) == "2 min 5 s"
+    assert duration_in_words(3725) == "1 h 2 min"
+    assert counts_in_words({"checked": 1200, "updated": 3, "errors": 0}) == (
+        "1,200 messages checked · 3 updated"
+    )
+    assert counts_in_words({"checked": 0, "updated": 0}) == "nothing to do"
+    assert counts_in_words({"skipped": "transport is simulator"}) == ""
+    traceback = "Traceback (most recent call last):\n  File \"x.py\", line 1\nKeyError: 'sid'\n\n"
+    assert error_summary(traceback) == "KeyError: 'sid'"
+    assert error_summary(None) == ""
+
+
+def periodic_html(client) -> str:
+    page = client.get("/system/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    start = html.index('id="system-periodic"')
+    return html[start : html.index("</article>", start)]
+
+
+def test_every_periodic_job_is_listed_with_its_schedule_and_next_run(viewer_client):
+    html = periodic_html(viewer_client)
+    for job in PERIODIC_JOBS:
+        assert f'id="system-periodic-{job.id}"' in html
+    assert "Every minute" in html and "(America/Detroit)" in html
+    assert "Never run yet" in html
+    # Nothing registered in this Redis: the page says the jobs will not run by themselves.
+    assert "The scheduler does not hold this job" in html
+    # Nothing is queued or running: no row polls.
+    assert 'hx-trigger="every 2s"' not in html
+
+
+def test_a_job_the_scheduler_holds_has_no_warning(viewer_client, redis_conn):
+    register_periodic_jobs(Scheduler(queue_name=QUEUE_DEFAULT, connection=redis_conn))
+    assert "The scheduler does not hold this job" not in periodic_html(viewer_client)
+
+
+def test_a_viewer_sees_no_run_now_button_and_is_refused_the_post(viewer_client, redis_conn):
+    html = periodic_html(viewer_client)
+    assert "Run now" not in html and 'id="system-periodic-retention-run"' not in html
+    response = viewer_client.post(RUN_URL, headers=HX)
+    assert response.status_code == 403
+    assert "operator" in response.get_data(as_text=True)
+    assert Queue(QUEUE_MAINTENANCE, connection=redis_conn).count == 0
+
+
+@pytest.mark.parametrize("role", [Role.OPERATOR, Role.ADMIN])
+def test_operators_and_admins_queue_a_run_on_the_jobs_queue(client, make_user, redis_conn, role):
+    sign_in(client, make_user(role))
+    assert 'id="system-periodic-retention-run"' in periodic_html(client)
+    response = client.post(RUN_URL, headers=HX)
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    # The row comes back queued and polling, with the flash beside it.
+    assert 'id="system-periodic-retention"' in html and 'hx-trigger="every 2s"' in html
+    assert "Waiting for a worker on the maintenance queue" in html
+    assert "retention is queued on the maintenance queue" in html
+    assert "No worker is taking jobs from the maintenance queue" in html
+    queue = Queue(QUEUE_MAINTENANCE, connection=redis_conn)
+    assert queue.job_ids == ["run-now-retention"]
+    job = queue.fetch_job("run-now-retention")
+    assert job.func_name == "app.jobs.maintenance.apply_retention" and job.timeout == 3600
+    # Nothing ran in the web process.
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(JobRun)) == 0
+
+
+def test_a_second_run_now_is_refused_while_the_first_is_queued(operator_client, redis_conn):
+    assert operator_client.post(RUN_URL, headers=HX).status_code == 200
+    again = operator_client.post(RUN_URL, headers=HX)
+    assert again.status_code == 409
+    assert again.headers["HX-Retarget"] == "#flash"
+    message = again.get_data(as_text=True)
+    assert "retention is already queued since" in message and "it was not queued again" in message
+    assert Queue(QUEUE_MAINTENANCE, connection=redis_conn).count == 1
+    # The page, meanwhile, shows the row queued, disabled and polling.
+    html = periodic_html(operator_client)
+    row = html[html.index('id="system-periodic-retention"') :]
+    row = row[: row.index("</li>")]
+    assert "Queued…" in row and "disabled" in row and 'hx-trigger="every 2s"' in row
+
+
+def test_run_now_is_refused_while_the_scheduled_run_is_queued(operator_client, redis_conn):
+    register_periodic_jobs(Scheduler(queue_name=QUEUE_DEFAULT, connection=redis_conn))
+    scheduler = Scheduler(queue_name=QUEUE_DEFAULT, connection=redis_conn)
+    scheduled = next(j for j in scheduler.get_jobs() if j.id == "periodic-retention")
+    scheduler.enqueue_job(scheduled)  # its time came: the scheduler put it on the queue
+    response = operator_client.post(RUN_URL, headers=HX)
+    assert response.status_code == 409 and "already queued since" in response.get_data(True)
+
+
+def test_run_now_is_refused_while_a_run_is_running(operator_client, redis_conn):
+    db.session.add(
+        JobRun(
+            name="retention",
+            outcome=JobOutcome.RUNNING,
+            started_at=utcnow() - timedelta(minutes=3),
+            counts={"webhook_events_deleted": 5000},
+        )
+    )
+    db.session.commit()
+    response = operator_client.post(RUN_URL, headers=HX)
+    assert response.status_code == 409
+    assert "retention is already running since" in response.get_data(as_text=True)
+    assert Queue(QUEUE_MAINTENANCE, connection=redis_conn).count == 0
+
+
+def test_a_run_abandoned_hours_ago_does_not_block_run_now(operator_client, redis_conn):
+    db.session.add(
+        JobRun(
+            name="retention", outcome=JobOutcome.RUNNING, started_at=utcnow() - timedelta(hours=3)
+        )
+    )
+    db.session.commit()
+    assert operator_client.post(RUN_URL, headers=HX).status_code == 200
+
+
+def test_run_now_without_htmx_redirects_to_the_row_with_a_flash(operator_client):
+    response = operator_client.post(RUN_URL)
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/system/#system-periodic-retention")
+    page = operator_client.get("/system/").get_data(as_text=True)
+    assert "retention is queued on the maintenance queue" in page
+
+
+def test_run_now_says_redis_is_down_instead_of_failing(make_user, make_app):
+    client = make_app(REDIS_URL="redis://127.0.0.1:1/0").test_client()
+    assert sign_in(client, make_user(Role.OPERATOR)).status_code == 302
+    assert client.get("/system/").status_code == 200
+    response = client.post(RUN_URL, headers=HX)
+    assert response.status_code == 503
+    html = response.get_data(as_text=True)
+    assert "Redis does not answer, so retention cannot be queued. Nothing was started" in html
+
+
+def test_unknown_jobs_are_404(operator_client):
+    assert operator_client.post("/system/periodic/nope/run", headers=HX).status_code == 404
+    assert operator_client.get("/system/periodic/nope", headers=HX).status_code == 404
+
+
+def test_a_running_job_shows_its_live_counts_and_polls_until_done(viewer_client):
+    run = JobRun(
+        name="status reconciliation",
+        outcome=JobOutcome.RUNNING,
+        started_at=utcnow() - timedelta(seconds=30),
+        counts={"checked": 1500, "updated": 12},
+    )
+    db.session.add(run)
+    db.session.commit()
+    url = "/system/periodic/reconcile-statuses?active=1"
+    partial = viewer_client.get(url, headers=HX)
+    html = partial.get_data(as_text=True)
+    assert partial.status_code == 200 and "<html" not in html
+    assert '<li id="system-periodic-reconcile-statuses"' in html
+    assert 'hx-trigger="every 2s"' in html and "running" in html
+    assert "1,500 messages checked · 12 updated" in html
+    assert "HX-Trigger" not in partial.headers
+
+    run.outcome = JobOutcome.SUCCESS
+    run.finished_at = run.started_at + timedelta(seconds=75)
+    run.counts = {"checked": 4000, "updated": 40}
+    db.session.commit()
+    done = viewer_client.get(url, headers=HX)
+    html = done.get_data(as_text=True)
+    assert 'hx-trigger="every 2s"' not in html  # polling stops
+    assert "4,000 messages checked · 40 updated" in html and "took 1 min 15 s" in html
+    assert "badge--success" in html
+    # The run just ended: the recent runs list refreshes itself.
+    assert done.headers["HX-Trigger"] == "system-job-runs-changed"
+    assert "HX-Request" in done.headers["Vary"]
+    # Without htmx the row's URL is the System page at that row.
+    full = viewer_client.get("/system/periodic/reconcile-statuses")
+    assert full.status_code == 302 and full.headers["Location"].endswith(
+        "#system-periodic-reconcile-statuses"
+    )
+
+
+def test_a_failed_run_shows_the_last_line_of_its_error_with_the_rest_behind_a_disclosure(
+    viewer_client,
+):
+    error = (
+        "Traceback (most recent call last):\n"
+        '  File "/app/jobs/maintenance.py", line 70, in apply_retention\n'
+        "sqlalchemy.exc.OperationalError: could not obtain lock on relation\n"
+    )
+    started = utcnow() - timedelta(hours=2)
+    db.session.add(
+        JobRun(
+            name="retention",
+            outcome=JobOutcome.FAILED,
+            started_at=started,
+            finished_at=started + timedelta(seconds=2),
+            counts={"webhook_events_deleted": 10000},
+            error=error,
+        )
+    )
+    db.session.commit()
+    html = periodic_html(viewer_client)
+    row = html[html.index('id="system-periodic-retention"') :]
+    row = row[: row.index("</li>")]
+    assert "badge--failed" in row and "2 hours ago" in row and "took 2.0 s" in row
+    assert "10,000 webhook log entries deleted" in row
+    assert (
+        "<summary>sqlalchemy.exc.OperationalError: could not obtain lock on relation</summary>"
+        in row
+    )
+    assert "line 70, in apply_retention" in row  # the whole traceback, behind the summary
+
+
+def test_a_skipped_run_says_why(viewer_client):
+    db.session.add(
+        JobRun(
+            name="status reconciliation",
+            outcome=JobOutcome.SKIPPED,
+            finished_at=utcnow(),
+            counts={"checked": 0, "skipped": "transport is simulator"},
+        )
+    )
+    db.session.commit()
+    html = periodic_html(viewer_client)
+    assert "Skipped: transport is simulator" in html
+
+
+def test_run_now_then_a_worker_runs_it_and_the_row_shows_the_result(
+    app, operator_client, redis_conn
+):
+    assert operator_client.post(RUN_URL, headers=HX).status_code == 200
+    # A worker in this process, on this test's database connection.
+    SimpleWorker([QUEUE_MAINTENANCE], connection=redis_conn).work(burst=True)
+    run = db.session.scalars(sa.select(JobRun).where(JobRun.name == "retention")).one()
+    assert run.outcome == JobOutcome.SUCCESS
+    html = operator_client.get("/system/periodic/retention?active=1", headers=HX).get_data(True)
+    assert "badge--success" in html and "nothing to do" in html
+    assert 'hx-trigger="every 2s"' not in html and "Run now" in html
+    # Done, it may be queued again.
+    assert operator_client.post(RUN_URL, headers=HX).status_code == 200
