@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import time
+import traceback
 import warnings
 
 from rq import Worker
@@ -14,27 +17,114 @@ from app import create_app
 from app.extensions import db, get_redis
 from app.jobs import QUEUE_DEFAULT, QUEUES
 from app.jobs.schedule import register_periodic_jobs
+from app.jobs.shutdown import install_horse_handlers
+from app.logs import log_job
 
 log = logging.getLogger("broadcaster.worker")
 # rq-scheduler calls crontab in a way crontab warns about on every poll; the times are UTC either way.
 warnings.filterwarnings("ignore", category=FutureWarning, module="rq_scheduler.utils")
 
 
-def run_worker(burst: bool, queues: list[str]) -> bool:
+class GracefulWorker(Worker):
+    """RQ's forking worker, with a shutdown the running job takes part in, and a log line a job.
+
+    RQ's own warm shutdown (SIGTERM to this process) waits for the current job, and a work horse
+    that gets SIGTERM itself dies at once. A platform sends SIGTERM to every process of the dyno
+    and SIGKILL 30 s later, while a drain job may run for minutes. So here the horse turns SIGTERM
+    into a stop request the drain job reads between calls (app.jobs.shutdown), and this process
+    passes its own SIGTERM on to the horse (which sits in a process group of its own, so a
+    `kill` of this process alone would never reach it). The job then finishes what is in flight,
+    gives back the rest and returns; this process exits when it does.
+    """
+
+    stopped_on_request = False
+
+    def setup_work_horse_signals(self) -> None:
+        install_horse_handlers()
+
+    def handle_warm_shutdown_request(self) -> None:
+        self.stopped_on_request = True
+        super().handle_warm_shutdown_request()
+        if self.horse_pid:
+            self.kill_horse(sig=signal.SIGTERM)
+
+    def perform_job(self, job, queue, execution) -> bool:
+        started = time.monotonic()
+        self._job_error = ""
+        ok = super().perform_job(job, queue, execution)
+        log_job(
+            job_id=job.id,
+            func=job.func_name,
+            queue=job.origin,
+            ok=ok,
+            seconds=time.monotonic() - started,
+            # RQ keeps the return value on the job once it succeeded (no Redis round trip).
+            result=getattr(job, "_result", None) if ok else None,
+            error=self._job_error,
+        )
+        return ok
+
+    def handle_exception(self, job, *exc_info) -> None:
+        # The exception's type and message only; the traceback goes to RQ's failed registry.
+        self._job_error = "".join(traceback.format_exception_only(*exc_info[:2])).strip()[:500]
+        super().handle_exception(job, *exc_info)
+
+
+class GracefulScheduler(Scheduler):
+    """rq-scheduler whose SIGTERM never lands between enqueueing a periodic job and booking its
+    next run (which would enqueue it again at the next poll): a stop asked for while jobs are
+    being moved to their queues takes effect right after."""
+
+    _moving = False
+    _stop = False
+
+    def _install_signal_handlers(self) -> None:
+        def stop(signum, frame):
+            self._stop = True
+            if not self._moving:
+                raise SystemExit(0)  # run()'s `finally` removes the lock, registers death
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+
+    def enqueue_jobs(self):
+        self._moving = True
+        try:
+            return super().enqueue_jobs()
+        finally:
+            self._moving = False
+            if self._stop:
+                raise SystemExit(0)
+
+
+def run_worker(burst: bool, queues: list[str]) -> int:
     app = create_app()
     with app.app_context():
         # The parent never queries; each forked job opens its own connections.
         db.engine.dispose()
-        worker = Worker(queues, connection=get_redis(app))
-        return worker.work(burst=burst, logging_level="INFO", with_scheduler=False)
+        # No job descriptions in the log: their arguments may be texts (Missive posts).
+        worker = GracefulWorker(queues, connection=get_redis(app), log_job_description=False)
+        worked = worker.work(burst=burst, logging_level=app.config["LOG_LEVEL"])
+        if burst or worked or worker.stopped_on_request:
+            return 0
+        return 1
 
 
 def run_scheduler(interval: int, register_only: bool) -> None:
     app = create_app()
     with app.app_context():
         connection = get_redis(app)
-        scheduler = Scheduler(queue_name=QUEUE_DEFAULT, connection=connection, interval=interval)
-        ids = register_periodic_jobs(scheduler)
+        scheduler = GracefulScheduler(
+            queue_name=QUEUE_DEFAULT, connection=connection, interval=interval
+        )
+        # Under the scheduler lock, so a second scheduler started by mistake never re-registers
+        # a job while the first one is moving it to its queue.
+        while not scheduler.acquire_lock():
+            time.sleep(0.2)
+        try:
+            ids = register_periodic_jobs(scheduler)
+        finally:
+            scheduler.remove_lock()
         log.info("registered periodic jobs: %s", ", ".join(ids))
         if not register_only:
             scheduler.run()
@@ -50,12 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     scheduler.add_argument("--interval", type=int, default=5, help="seconds between polls")
     scheduler.add_argument("--register-only", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # Logging is configured by create_app (LOG_FORMAT, LOG_PII).
     if args.process == "scheduler":
         run_scheduler(args.interval, args.register_only)
         return 0
-    ok = run_worker(getattr(args, "burst", False), getattr(args, "queues", list(QUEUES)))
-    return 0 if ok or getattr(args, "burst", False) else 1
+    return run_worker(getattr(args, "burst", False), getattr(args, "queues", list(QUEUES)))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ def create_app(config: dict[str, Any] | None = None, **overrides: Any) -> Flask:
     app.config.update(config)
     app.config.update(overrides)
     register_clock(app)
+    register_logging(app)
 
     from app.cli import register_cli
     from app.errors import register_error_handlers
@@ -44,6 +45,15 @@ def register_clock(app: Flask) -> None:
 
     if app.config.get("CLOCK_START") is not None:
         set_clock_start(app.config["CLOCK_START"])
+
+
+def register_logging(app: Flask) -> None:
+    """Structured log lines (LOG_FORMAT, LOG_PII), request ids, and Sentry when SENTRY_DSN is set."""
+    from app.logs import configure_logging, init_sentry, register_request_logging
+
+    configure_logging(app.config)
+    register_request_logging(app)
+    init_sentry(app.config)
 
 
 def register_extensions(app: Flask) -> None:
@@ -85,6 +95,7 @@ def register_blueprints(app: Flask) -> None:
     from app.dashboard.routes import bp as dashboard_bp
     from app.segments.routes import bp as segments_bp
     from app.settings.routes import bp as settings_bp
+    from app.sidebar.routes import bp as sidebar_bp
     from app.system.routes import bp as system_bp
     from app.system.routes import health_bp
     from app.uploads.routes import bp as uploads_bp
@@ -103,6 +114,7 @@ def register_blueprints(app: Flask) -> None:
         settings_bp,
         audit_bp,
         webhooks_bp,
+        sidebar_bp,
         api_bp,
     ):
         app.register_blueprint(bp)

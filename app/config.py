@@ -63,6 +63,15 @@ def _bool(env: dict[str, str], key: str, default: bool) -> bool:
     raise ConfigError(f"{key} must be true or false, got {raw!r}")
 
 
+def _choice(env: dict[str, str], key: str, choices: tuple[str, ...], upper: bool = False) -> str:
+    """One of `choices` (the first is the default)."""
+    raw = _str(env, key)
+    value = (raw.upper() if upper else raw.lower()) or choices[0]
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {raw!r}")
+    return value
+
+
 def database_url(raw: str) -> str:
     """Accept Heroku's `postgres://` form and pick the psycopg 3 driver for PostgreSQL."""
     if not raw:
@@ -292,6 +301,12 @@ def load_config(env: dict[str, str] | None = None) -> dict[str, Any]:
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "RATELIMIT_HEADERS_ENABLED": False,
         "RATELIMIT_SWALLOW_ERRORS": True,
+        # Logs (one line per request and per job) and optional error reporting.
+        "LOG_FORMAT": _choice(env, "LOG_FORMAT", ("text", "json")),
+        "LOG_LEVEL": _choice(env, "LOG_LEVEL", ("INFO", "DEBUG", "WARNING", "ERROR"), upper=True),
+        "LOG_PII": _bool(env, "LOG_PII", False),
+        "SENTRY_DSN": _str(env, "SENTRY_DSN"),
+        "SENTRY_ENVIRONMENT": _str(env, "SENTRY_ENVIRONMENT", "production" if production else ""),
     }
     if production and (problems := production_problems(config)):
         raise ConfigError(

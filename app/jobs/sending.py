@@ -14,6 +14,7 @@ from rq_scheduler import Scheduler
 
 from app.extensions import db, get_redis
 from app.jobs import QUEUE_DEFAULT, QUEUE_SENDING, get_queue
+from app.jobs.shutdown import stop_requested
 from app.models import Contact, MessageStatus, OutboundMessage
 from app.sending.engine import claim_size, send_batch
 from app.sending.status import StatusUpdate, apply_status_update
@@ -33,29 +34,49 @@ def send_queued() -> dict[str, Any]:
     Takes no ids: whatever is queued is claimed (SKIP LOCKED), so a lost or duplicated job can
     neither lose nor double a message. Safe to run any number of times at once. Schedules the
     simulator's statuses for what it accepted, and finishes the sends it emptied.
+
+    A deploy's SIGTERM sets `stop_requested` in the work horse (GracefulWorker): no new batch
+    is claimed, calls not yet made go back to `queued`, calls in flight are recorded, and the
+    job returns within about one read timeout, after topping up the drain jobs for whatever
+    it gave back (the next worker picks them up).
     """
     app = current_app._get_current_object()
     started = time.monotonic()
-    totals: dict[str, int] = {"batches": 0}
+    totals: dict[str, Any] = {"batches": 0}
+    sends: set[tuple[int | None, int | None]] = set()
     simulated = isinstance(get_transport(app), SimulatorTransport)
     while True:
-        summary = send_batch(app)
-        if not summary.claimed:
-            break
+        summary = send_batch(app, stop=stop_requested)
+        sends |= summary.sends
         if simulated and summary.accepted_ids:
             schedule_simulated_statuses(app, summary.accepted_ids)
-        totals["batches"] += 1
-        for key, value in summary.as_dict().items():
-            totals[key] = totals.get(key, 0) + value
+        if stop_requested.is_set():
+            _add(totals, summary)
+            totals["stopped"] = True
+            totals["send_jobs_enqueued"] = enqueue_sending(app)
+            break
+        if not summary.claimed:
+            break
+        _add(totals, summary)
         if time.monotonic() - started > JOB_BUDGET_SECONDS:
             enqueue_sending(app, force=1)
             break
-    if totals["batches"] and not summary.claimed:
+    if totals["batches"] and not summary.claimed and not stop_requested.is_set():
         # Out of work: a send whose last message just went out is finished now, not at the
         # next tick, so its page settles at once.
         totals["sends_finished"] = finish_sends()
+    totals["broadcast_ids"] = sorted({b for b, _ in sends if b})
+    totals["campaign_ids"] = sorted({c for _, c in sends if c})
     db.session.remove()
     return totals
+
+
+def _add(totals: dict[str, Any], summary) -> None:
+    if not summary.claimed:
+        return
+    totals["batches"] += 1
+    for key, value in summary.as_dict().items():
+        totals[key] = totals.get(key, 0) + value
 
 
 def _send_jobs_waiting(queue: Queue) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -109,6 +110,8 @@ class BatchSummary:
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     # What the provider accepted, for the job (the simulator's statuses are scheduled there).
     accepted_ids: list[int] = field(default_factory=list)
+    # The sends the batch belonged to, as (broadcast_id, campaign_id): for the job's log line.
+    sends: set[tuple[int | None, int | None]] = field(default_factory=set)
 
     def as_dict(self) -> dict[str, Any]:
         return {"claimed": self.claimed, "skipped": self.skipped, "held": self.held, **self.counts}
@@ -286,8 +289,19 @@ def screen_sends(app: Flask, claimed: list[Claimed], now: datetime) -> SendScree
     return screen
 
 
-def _send_one(transport: Transport, bucket, item: Claimed) -> SendResult:
+UNSENT = SendResult(Outcome.UNSENT, error_message="not sent: the worker was stopping")
+
+
+def _send_one(
+    transport: Transport, bucket, item: Claimed, stop: threading.Event | None
+) -> SendResult:
+    # Checked before and after waiting for the pace slot: once a shutdown is asked for, no new
+    # call starts; a call already made is waited for (bounded by the read timeout) and recorded.
+    if stop is not None and stop.is_set():
+        return UNSENT
     bucket.acquire(item.sms_segments)
+    if stop is not None and stop.is_set():
+        return UNSENT
     return transport.send(
         OutboundItem(
             id=item.id,
@@ -299,16 +313,27 @@ def _send_one(transport: Transport, bucket, item: Claimed) -> SendResult:
     )
 
 
-def send_claimed(app: Flask, transport: Transport, ready: list[Claimed], summary: BatchSummary):
-    """Send with at most `transport.concurrency` calls in flight; write results as they come."""
+def send_claimed(
+    app: Flask,
+    transport: Transport,
+    ready: list[Claimed],
+    summary: BatchSummary,
+    stop: threading.Event | None = None,
+):
+    """Send with at most `transport.concurrency` calls in flight; write results as they come.
+
+    When `stop` is set (SIGTERM in the work horse), calls not yet started are not made: those
+    messages go back to `queued` with their attempt given back; calls in flight finish and are
+    recorded as usual.
+    """
     if not ready:
         return
-    bucket = sender_bucket(app, transport)
+    bucket = sender_bucket(app, transport, sleep=stop.wait if stop is not None else time.sleep)
     pending: list[tuple[Claimed, SendResult]] = []
     last_flush = time.monotonic()
     with ThreadPoolExecutor(max_workers=transport.concurrency) as pool:
         futures: dict[Future, Claimed] = {
-            pool.submit(_send_one, transport, bucket, item): item for item in ready
+            pool.submit(_send_one, transport, bucket, item, stop): item for item in ready
         }
         remaining = set(futures)
         while remaining:
@@ -349,7 +374,7 @@ def record_results(
     """
     now = utcnow()
     backoff = app.config["RETRY_BACKOFF_SECONDS"]
-    accepted, retrying, failed, unknown = [], [], [], []
+    accepted, retrying, failed, unknown, unsent = [], [], [], [], []
     unsubscribe, exclude = [], []
     for item, result in results:
         if summary is not None:
@@ -374,6 +399,8 @@ def record_results(
                 retrying.append({**_failure(item, result, result.error_message), "_at": at})
         elif result.outcome is Outcome.UNKNOWN:
             unknown.append({"_id": item.id, "_msg": result.error_message})
+        elif result.outcome is Outcome.UNSENT:
+            unsent.append({"_id": item.id})
         else:
             failed.append(_failure(item, result, result.error_message))
             if result.contact_effect is ContactEffect.UNSUBSCRIBE:
@@ -423,6 +450,14 @@ def record_results(
         claimed_at=now,
         transport=transport.name,
     )
+    # Never handed to the provider: back in the queue as if never claimed.
+    bulk_update(
+        unsent,
+        T.c.status == MessageStatus.SENDING,
+        status=MessageStatus.QUEUED,
+        claimed_at=None,
+        attempts=T.c.attempts - 1,
+    )
     accepted_ids = [row["_id"] for row in accepted]
     after_first_accepted(accepted_ids, now)
     if unsubscribe:
@@ -439,11 +474,18 @@ def _failure(item: Claimed, result: SendResult, message: str | None) -> dict[str
     return {"_id": item.id, "_code": result.error_code, "_msg": (message or "")[:2000]}
 
 
-def send_batch(app: Flask, limit: int | None = None) -> BatchSummary:
-    """Claim one batch and take it all the way to recorded results."""
+def send_batch(
+    app: Flask, limit: int | None = None, stop: threading.Event | None = None
+) -> BatchSummary:
+    """Claim one batch and take it all the way to recorded results (nothing is claimed once
+    `stop` is set; see send_claimed for a stop during the batch)."""
     summary = BatchSummary()
+    if stop is not None and stop.is_set():
+        return summary
     claimed = claim_batch(limit or claim_size(app))
     summary.claimed = len(claimed)
+    for item in claimed:
+        summary.sends.add((item.broadcast_id, item.campaign_id))
     ready = screen_claimed(app, claimed, summary)
-    send_claimed(app, get_transport(app), ready, summary)
+    send_claimed(app, get_transport(app), ready, summary, stop)
     return summary

@@ -14,6 +14,7 @@ class Outcome(enum.StrEnum):
     RETRY = "retry"  # not processed by the provider: safe to send again later
     UNKNOWN = "unknown"  # the provider may have it: only recovery (SPEC 6.4) may decide
     FAILED = "failed"  # final, no retry
+    UNSENT = "unsent"  # never handed to the provider (the worker is stopping): queued again
 
 
 class ContactEffect(enum.StrEnum):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -216,7 +218,10 @@ def get_transport(app: Flask) -> Transport:
     return transport
 
 
-def sender_bucket(app: Flask, transport: Transport) -> TokenBucket:
-    """The sender's SMS pace (`SEND_RATE_MPS`, counted in segments), shared by every worker."""
+def sender_bucket(
+    app: Flask, transport: Transport, sleep: Callable[[float], Any] = time.sleep
+) -> TokenBucket:
+    """The sender's SMS pace (`SEND_RATE_MPS`, counted in segments), shared by every worker.
+    `sleep` waits for a booked slot (a stop event's `wait` makes the wait end at a shutdown)."""
     key = f"{app.config['REDIS_KEY_PREFIX']}:pace:{transport.name}:{transport.sender}"
-    return TokenBucket(get_redis(app), key, app.config["SEND_RATE_MPS"])
+    return TokenBucket(get_redis(app), key, app.config["SEND_RATE_MPS"], sleep=sleep)

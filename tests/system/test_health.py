@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from app import create_app
 from tests.support import HX, make_test_config
 
@@ -9,12 +11,76 @@ from tests.support import HX, make_test_config
 def test_healthz_is_ok_when_database_and_redis_answer(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json == {
-        "status": "ok",
-        "database": {"ok": True, "detail": "ok"},
-        "redis": {"ok": True, "detail": "ok"},
+    body = response.json
+    assert body["status"] == "ok"
+    assert body["database"] == {"ok": True, "detail": "ok"}
+    assert body["redis"] == {"ok": True, "detail": "ok"}
+    # A database that never ran a tick (a fresh install) is not stale.
+    assert body["tick"] == {
+        "ok": True,
+        "detail": "never ran",
+        "last_run_at": None,
+        "age_seconds": None,
     }
+    assert body["workers"] == {
+        "ok": False,
+        "detail": "no worker is running",
+        "alive": 0,
+        "busy": 0,
+        "registered": 0,
+    }
+    assert body["queues"] == {"sending": 0, "default": 0, "maintenance": 0}
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def _tick_run(minutes_ago: float, outcome=None):
+    from app.extensions import db
+    from app.models import JobOutcome, JobRun, utcnow
+
+    at = utcnow() - timedelta(minutes=minutes_ago)
+    db.session.add(
+        JobRun(name="tick", outcome=outcome or JobOutcome.SUCCESS, started_at=at, finished_at=at)
+    )
+    db.session.commit()
+
+
+def test_healthz_reports_the_age_of_the_last_tick_and_queue_depths(client, app):
+    from app.jobs import QUEUE_SENDING, get_queue
+
+    _tick_run(7)
+    _tick_run(2)
+    get_queue(app, QUEUE_SENDING).enqueue("app.jobs.sending.send_queued")
+    body = client.get("/healthz").json
+    assert body["status"] == "ok" and body["tick"]["ok"] is True
+    assert 100 <= body["tick"]["age_seconds"] <= 200
+    assert body["queues"]["sending"] == 1
+
+
+def test_healthz_is_503_when_the_tick_has_not_run_for_5_minutes(client):
+    from app.models import JobOutcome
+
+    _tick_run(6)
+    _tick_run(1, JobOutcome.FAILED)  # a failing tick is no sign of life
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json
+    assert body["status"] == "unavailable"
+    assert body["tick"]["ok"] is False and body["tick"]["detail"] == "no tick for 6 minutes"
+    assert body["database"]["ok"] is True and body["redis"]["ok"] is True
+
+
+def test_healthz_counts_a_worker_with_a_fresh_heartbeat_as_alive(client, app, redis_conn):
+    from rq import Worker
+
+    worker = Worker(["sending"], connection=redis_conn, name="health-test-worker")
+    worker.register_birth()
+    worker.heartbeat()
+    try:
+        body = client.get("/healthz").json
+    finally:
+        worker.register_death()
+    assert body["workers"]["ok"] is True
+    assert body["workers"]["alive"] == 1 and body["workers"]["registered"] == 1
 
 
 def test_healthz_is_503_when_redis_does_not_answer():
