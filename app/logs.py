@@ -16,6 +16,8 @@ from flask import Flask, g, request
 # E.164-looking numbers (`+13135551234`), also inside longer text; the safety net for any line.
 PHONE_PATTERN = re.compile(r"\+[1-9]\d{6,14}")
 REDACTED_PHONE = "+[phone]"
+# And North American numbers as people write them: (313) 555-1234, 313-555-1234, 313.555.1234.
+NATIONAL_PATTERN = re.compile(r"\(\d{3}\)\s?\d{3}-\d{4}\b|\b\d{3}[-.]\d{3}[-.]\d{4}\b")
 # An incoming X-Request-ID (Heroku's router sets one) is kept when it looks like an id.
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:/+=-]{1,200}$")
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -27,10 +29,14 @@ request_log = logging.getLogger("broadcaster.request")
 job_log = logging.getLogger("broadcaster.job")
 
 
+def redact_text(text: str) -> str:
+    return NATIONAL_PATTERN.sub("[phone]", PHONE_PATTERN.sub(REDACTED_PHONE, text))
+
+
 def redact(value: Any) -> Any:
     """`value` with every E.164-looking number replaced, in strings, lists and dicts."""
     if isinstance(value, str):
-        return PHONE_PATTERN.sub(REDACTED_PHONE, value)
+        return redact_text(value)
     if isinstance(value, dict):
         return {key: redact(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -156,7 +162,7 @@ def register_request_logging(app: Flask) -> None:
             fields["query"] = request.query_string.decode("utf-8", "replace")
         user = g.get("_login_user")  # only if this request loaded it: no extra query
         if user is not None and getattr(user, "is_authenticated", False):
-            fields["user_id"] = user.get_id()
+            fields["user_id"] = getattr(user, "id", None)
         for name in ID_ARGS:
             if request.view_args and name in request.view_args:
                 fields[name] = request.view_args[name]
@@ -238,7 +244,7 @@ def scrub(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [scrub(item) for item in value]
     if isinstance(value, str):
-        return PHONE_PATTERN.sub(REDACTED_PHONE, value)
+        return redact_text(value)
     return value
 
 
@@ -262,9 +268,14 @@ def init_sentry(config: dict[str, Any]) -> bool:
     sentry_sdk.init(
         dsn=dsn,
         environment=config.get("SENTRY_ENVIRONMENT") or None,
-        send_default_pii=False,
-        # Frame variables hold claimed messages (numbers and texts): never sent.
-        include_local_variables=False,
+        # No user identity, request bodies (webhook forms and CSVs hold numbers and texts), frame
+        # variables (claimed messages) or SQL parameters; before_send scrubs what is left.
+        data_collection={
+            "user_info": False,
+            "http_bodies": [],
+            "stack_frame_variables": False,
+            "database_query_data": False,
+        },
         before_send=before_send,
         before_send_transaction=before_send,
         before_breadcrumb=lambda crumb, hint: scrub(crumb),
