@@ -1,4 +1,5 @@
-"""Command-line tools: `flask --app app users create|list` and `flask --app app seed-demo`."""
+"""Command-line tools: `flask --app app users create|list`, `seed-demo`, `check-message ID_OR_SID`
+and `maintenance list|run NAME`."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from app.audit.services import record_audit
 from app.auth.services import create_user, find_user_by_email, list_users
 from app.campaigns.services import CampaignInput, save_campaign
 from app.extensions import db
+from app.jobs.schedule import PERIODIC_JOBS
 from app.models import (
     Broadcast,
     BroadcastSegment,
@@ -23,15 +25,28 @@ from app.models import (
     Campaign,
     Contact,
     ContactSource,
+    JobOutcome,
+    JobRun,
+    OutboundMessage,
     Role,
     ScheduleVersion,
     Segment,
     User,
     utcnow,
 )
+from app.system.message_check import check_message, find_message
+from app.system.periodic import (
+    counts_in_words,
+    duration_in_words,
+    error_summary,
+    job_by_id,
+    job_function,
+    periodic_job_statuses,
+)
 from app.validation import ValidationError
 
 users_cli = AppGroup("users", help="Manage the people who may sign in.")
+maintenance_cli = AppGroup("maintenance", help="The periodic and maintenance jobs.")
 
 DEMO_ADMIN_EMAIL = "admin@example.org"
 DEMO_ADMIN_PASSWORD = "broadcaster-demo"
@@ -217,6 +232,140 @@ def _seed_demo_campaign(admin: User, segment: Segment, now: datetime) -> Campaig
     return save_campaign(None, values, schedule=True, user=admin, now=now, zone=zone)
 
 
+def _when(value: datetime | None) -> str:
+    """A stored time in the organisation's zone, e.g. `2026-12-01 09:14:05 EST`."""
+    if value is None:
+        return "—"
+    local = value.astimezone(ZoneInfo(current_app.config["APP_TIMEZONE"]))
+    return local.strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _message_lines(message: OutboundMessage) -> list[tuple[str, str]]:
+    send = (
+        f"broadcast {message.broadcast_id}"
+        if message.broadcast_id
+        else (f"campaign {message.campaign_id}")
+    )
+    return [
+        ("our id", str(message.id)),
+        ("send", send),
+        ("contact", f"{message.contact.phone} (contact {message.contact_id})"),
+        ("step", message.step.value),
+        ("transport", message.transport or "—"),
+        ("status", message.status.value),
+        ("provider status", message.provider_status or "—"),
+        ("provider SID", message.provider_sid or "—"),
+        ("Twilio SID", message.twilio_sid or "—"),
+        ("created", _when(message.created_at)),
+        ("sent", _when(message.sent_at)),
+        ("delivered", _when(message.delivered_at)),
+        ("failed", _when(message.failed_at)),
+        ("error", " ".join(filter(None, [message.error_code, message.error_message])) or "—"),
+    ]
+
+
+@click.command("check-message")
+@click.argument("id_or_sid")
+def check_message_command(id_or_sid: str) -> None:
+    """Show one outbound message (by our id or its SID) beside the status Twilio holds for it
+    now, and apply that status as a status callback would (it only ever moves forward)."""
+    message = find_message(id_or_sid)
+    if message is None:
+        what = "id" if id_or_sid.strip().isdigit() else "SID"
+        raise click.ClickException(
+            f"No outbound message has the {what} {id_or_sid.strip()!r}. Give our message id "
+            "(digits, as on the System page) or its SID (SM…)."
+        )
+    before = _message_lines(message)
+    answer = check_message(current_app._get_current_object(), message)
+    db.session.commit()
+    db.session.refresh(message)
+    after = dict(_message_lines(message))
+    provider = {
+        "provider status": answer.status or "—",
+        "Twilio SID": answer.sid or "—",
+        "error": answer.error_code or "—",
+    }
+    width = max(len(label) for label, _ in before)
+    column = max(len(value) for _, value in before)
+    click.echo(f"{'':{width}}  {'ours':{column}}  Twilio now")
+    for label, value in before:
+        theirs = provider.get(label, "") if answer.checked else ""
+        click.echo(f"{label:{width}}  {value:{column}}  {theirs}".rstrip())
+    if not answer.checked:
+        click.echo(f"Not checked with Twilio: {answer.reason}")
+        if answer.failed:
+            raise SystemExit(1)
+        return
+    if answer.applied:
+        click.echo(
+            f"Applied: status {dict(before)['status']} → {after['status']}, provider status "
+            f"{dict(before)['provider status']} → {after['provider status']}."
+        )
+    else:
+        click.echo("Nothing to change: our row already has this status (or a later one).")
+
+
+@maintenance_cli.command("list")
+def maintenance_list_command() -> None:
+    """Every periodic job: its name, its schedule in words and its last run."""
+    app = current_app._get_current_object()
+    statuses = periodic_job_statuses(app, utcnow(), ZoneInfo(app.config["APP_TIMEZONE"]))
+    for status in statuses:
+        run = status.running or status.last_run
+        if run is None:
+            last = "never run"
+        else:
+            last = f"{run.outcome.value} {status.ago(run.started_at)}"
+            if run.duration_seconds is not None:
+                last += f" (took {duration_in_words(run.duration_seconds)})"
+            words = counts_in_words(run.counts)
+            if words:
+                last += f": {words}"
+            if run.error:
+                last += f": {error_summary(run.error)}"
+        click.echo(f"{status.job.id}\t{status.schedule}\tlast run: {last}")
+
+
+@maintenance_cli.command("run")
+@click.argument("name")
+def maintenance_run_command(name: str) -> None:
+    """Run one periodic job (as `maintenance list` names it) here, in the foreground, and print
+    its counts. It is recorded in the job runs like a scheduled run; exits 1 when it fails."""
+    job = job_by_id(name)
+    if job is None:
+        valid = ", ".join(j.id for j in PERIODIC_JOBS)
+        raise click.ClickException(f"There is no job called {name!r}. The jobs are: {valid}.")
+    function = job_function(job)
+    click.echo(f"Running {job.id} ({job.description})…")
+    started = utcnow()
+    failure: Exception | None = None
+    try:
+        function()
+    except Exception as exc:  # noqa: BLE001 (a command's boundary: report it, exit non-zero)
+        db.session.rollback()
+        failure = exc
+    run = db.session.scalars(
+        sa.select(JobRun)
+        .where(JobRun.name == job.recorded_as, JobRun.started_at >= started)
+        .order_by(JobRun.id.desc())
+        .limit(1)
+    ).first()
+    if failure is not None:
+        summary = error_summary(run.error) if run and run.error else repr(failure)
+        raise click.ClickException(f"{job.id} failed: {summary}")
+    if run is None:
+        click.echo(f"{job.id} finished (it recorded no job run).")
+        return
+    took = duration_in_words(run.duration_seconds)
+    click.echo(f"{job.id}: {run.outcome.value} in {took} (job run {run.id})")
+    if run.outcome == JobOutcome.SKIPPED and run.counts.get("skipped"):
+        click.echo(f"Skipped: {run.counts['skipped']}")
+    click.echo(counts_in_words(run.counts) or "no counts")
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(seed_demo_command)
+    app.cli.add_command(check_message_command)
+    app.cli.add_command(maintenance_cli)
