@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = ROOT / "instance"
 
 MISSIVE_ORIGINS = "https://mail.missiveapp.com https://missiveapp.com missive:"
+MISSIVE_JS_URL = "https://integrations.missiveapp.com/missive.js"
 
 
 class ConfigError(RuntimeError):
@@ -269,6 +270,9 @@ def load_config(env: dict[str, str] | None = None) -> dict[str, Any]:
         "SEGMENT_READER_ROLE": _str(env, "SEGMENT_READER_ROLE", "broadcaster_segment_reader"),
         "BATCH_SIZE_MAX": _int(env, "BATCH_SIZE_MAX", 10_000, minimum=1),
         "SIDEBAR_FRAME_ANCESTORS": _str(env, "SIDEBAR_FRAME_ANCESTORS", MISSIVE_ORIGINS),
+        # Missive's JavaScript API for iframe integrations, loaded by the sidebar pages only
+        # (their CSP allows this one script); the browser tests point it at a stand-in.
+        "MISSIVE_JS_URL": _str(env, "MISSIVE_JS_URL", MISSIVE_JS_URL),
         # Failed sign-ins per client address, and (looser, so nobody can lock an admin out from
         # a few addresses) per email across all addresses.
         "LOGIN_RATE_LIMIT": _str(env, "LOGIN_RATE_LIMIT", "10 per 5 minutes"),

@@ -13,6 +13,7 @@ from flask_login import current_user
 from app.extensions import db, login_manager
 from app.htmx import hx_redirect, is_htmx
 from app.models import Role, User
+from app.sidebar.frame import FrameSessionInterface, sidebar_page
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,7 +58,13 @@ def require_role(role: Role | str) -> Callable[[F], F]:
 
 
 def _unauthorized() -> Response:
-    login = url_for("auth.login", next=request.full_path.rstrip("?"))
+    # In Missive's frame the dashboard's sign-in would be refused (it may not be framed): the
+    # sidebar has its own, and comes back to the sidebar page afterwards.
+    page = sidebar_page()
+    if page is not None:
+        login = url_for("sidebar.login", next=page)
+    else:
+        login = url_for("auth.login", next=request.full_path.rstrip("?"))
     if request.path.startswith("/api/"):
         response = jsonify(error="Sign in required: send a valid API token.")
         response.status_code = 401
@@ -112,14 +119,17 @@ def _security_headers(response: Response) -> Response:
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    scripts = "'self'"
     if request.path.startswith(FRAMEABLE_PREFIXES):
         ancestors = current_app.config["SIDEBAR_FRAME_ANCESTORS"]
+        # Missive's JavaScript API (the selected conversation), on the sidebar's pages only.
+        scripts += " " + current_app.config["MISSIVE_JS_URL"]
     else:
         ancestors = "'none'"
         headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault(
         "Content-Security-Policy",
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"default-src 'self'; script-src {scripts}; style-src 'self'; img-src 'self' data:; "
         "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
         f"form-action 'self'; frame-ancestors {ancestors}",
     )
@@ -137,6 +147,7 @@ def register_security(app: Flask) -> None:
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
     login_manager.unauthorized_handler(_unauthorized)
+    app.session_interface = FrameSessionInterface()
 
     @login_manager.user_loader
     def load_user(session_id: str) -> User | None:

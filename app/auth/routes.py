@@ -20,6 +20,7 @@ from app.audit.services import record_audit
 from app.auth.forms import LoginForm
 from app.auth.services import authenticate
 from app.extensions import db, limiter
+from app.models import User
 from app.security import public
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -72,15 +73,18 @@ def login():
     return render_template("auth/login.html", form=form)
 
 
-@bp.post("/login")
-@public
-@limiter.limit(_address_limit, deduct_when=_failed)
-@limiter.limit(_email_limit, key_func=_email_key, deduct_when=_failed)
-def create_session():
-    form = LoginForm()
-    if not form.validate_on_submit():
-        return render_template("auth/login.html", form=form), 422
+def login_limits(view):
+    """The sign-in rate limits, shared by every sign-in form (the dashboard's, the sidebar's):
+    one count per client address and one per email, whichever form was used."""
+    view = limiter.shared_limit(
+        _email_limit, scope="login-email", key_func=_email_key, deduct_when=_failed
+    )(view)
+    return limiter.shared_limit(_address_limit, scope="login", deduct_when=_failed)(view)
 
+
+def sign_in(form: LoginForm, *, remember: bool) -> User | None:
+    """Check the submitted email and password; on success start a fresh session for the user,
+    audited and committed. On failure the attempt is audited and the form says why."""
     user = authenticate(form.email.data, form.password.data)
     if user is None:
         record_audit(
@@ -91,13 +95,24 @@ def create_session():
         )
         db.session.commit()
         form.password.errors.append("That email and password do not match an active account.")
-        return render_template("auth/login.html", form=form), 401
-
+        return None
     # A fresh session on sign-in, so nothing from before (a planted cookie) carries over.
     session.clear()
-    login_user(user, remember=bool(form.remember.data))
+    login_user(user, remember=remember)
     record_audit("login", user=user, obj=user, summary="Signed in", ip_address=request.remote_addr)
     db.session.commit()
+    return user
+
+
+@bp.post("/login")
+@public
+@login_limits
+def create_session():
+    form = LoginForm()
+    if not form.validate_on_submit():
+        return render_template("auth/login.html", form=form), 422
+    if sign_in(form, remember=bool(form.remember.data)) is None:
+        return render_template("auth/login.html", form=form), 401
     return redirect(local_path(form.next.data) or url_for("dashboard.index"))
 
 

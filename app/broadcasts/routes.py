@@ -20,6 +20,7 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
+from app.auth.routes import local_path
 from app.broadcasts.cadence import WEEKDAYS
 from app.broadcasts.display import time_choices, trend_chart, zone_label
 from app.broadcasts.forms import field_values, parse_schedule
@@ -98,7 +99,7 @@ def _upcoming() -> Broadcast:
     return upcoming
 
 
-def _upcoming_context(upcoming: Broadcast, values: dict[str, str] | None = None) -> dict[str, Any]:
+def upcoming_context(upcoming: Broadcast, values: dict[str, str] | None = None) -> dict[str, Any]:
     values = {**current_values(upcoming, _zone()), **(values or {})}
     return dict(
         upcoming=upcoming,
@@ -118,7 +119,7 @@ def _upcoming_context(upcoming: Broadcast, values: dict[str, str] | None = None)
     )
 
 
-def _next_run_context(upcoming: Broadcast) -> dict[str, Any]:
+def next_run_context(upcoming: Broadcast) -> dict[str, Any]:
     run_at = run_time(upcoming)
     return dict(
         upcoming=upcoming,
@@ -128,7 +129,7 @@ def _next_run_context(upcoming: Broadcast) -> dict[str, Any]:
     )
 
 
-def _schedule_context(values: dict[str, str] | None = None, errors=None, saved=False):
+def schedule_context(values: dict[str, str] | None = None, errors=None, saved=False):
     schedule = active_schedule()
     return dict(
         weekdays=WEEKDAYS,
@@ -161,9 +162,9 @@ def _date_label(broadcast: Broadcast) -> str:
 def index():
     upcoming = upcoming_or_draft(_zone())
     context = {
-        **_upcoming_context(upcoming),
-        **_next_run_context(upcoming),
-        **_schedule_context(),
+        **upcoming_context(upcoming),
+        **next_run_context(upcoming),
+        **schedule_context(),
         **_history_context(1),
         "sending": [(b, display_stats(b)) for b in sending_broadcasts()],
         "trend": trend_chart(trend_broadcasts(TREND_SIZE), _date_label),
@@ -178,7 +179,7 @@ def next_run():
         return redirect(url_for("broadcasts.index"))
     upcoming = upcoming_or_draft(_zone())
     return _page(
-        render_template("broadcasts/partials/_next_run.html", **_next_run_context(upcoming))
+        render_template("broadcasts/partials/_next_run.html", **next_run_context(upcoming))
     )
 
 
@@ -202,7 +203,7 @@ def update(field: str):
         )
     except ValidationError as exc:
         db.session.rollback()
-        context = _upcoming_context(_upcoming(), spec.posted(raw))
+        context = upcoming_context(_upcoming(), spec.posted(raw))
         context["errors"] = {field: exc.message, exc.field or field: exc.message}
         if not is_htmx():
             flash(exc.message, "error")
@@ -212,7 +213,7 @@ def update(field: str):
     if not is_htmx():
         flash(f"Saved: {summary}.", "success")
         return redirect(url_for("broadcasts.index") + f"#broadcasts-field-{field}")
-    context = _upcoming_context(upcoming)
+    context = upcoming_context(upcoming)
     context["saved"] = field
     html = render_template(spec.template, field=field, **context)
     return hx_trigger(_page(html), CHANGED)
@@ -238,6 +239,8 @@ def _send_now_context(error: str | None = None) -> dict[str, Any]:
     preview = send_now_preview(upcoming, zone=_zone(), window=quiet_window(current_app))
     return dict(
         upcoming=upcoming,
+        # Where it goes once started (the sidebar's panel), instead of the broadcast's page.
+        next_url=local_path(request.values.get("next")),
         refusal=error or preview.refusal,
         estimate=preview.estimate,
         warning=preview.warning,
@@ -272,7 +275,9 @@ def create_send_now():
         + (f" {held}" if held else ""),
         "success",
     )
-    target = url_for("broadcasts.show", broadcast_id=started.id)
+    target = local_path(request.form.get("next")) or url_for(
+        "broadcasts.show", broadcast_id=started.id
+    )
     if is_htmx():
         return hx_redirect(current_app.make_response(("", 204)), target)
     return redirect(target)
@@ -318,13 +323,13 @@ def update_schedule():
         if not is_htmx():
             flash(exc.message, "error")
             return redirect(url_for("broadcasts.index") + "#broadcasts-schedule")
-        context = _schedule_context(values, {exc.field or "schedule": exc.message})
+        context = schedule_context(values, {exc.field or "schedule": exc.message})
         return _page(render_template("broadcasts/partials/_schedule.html", **context), 422)
     db.session.commit()
     if not is_htmx():
         flash("Saved the weekly schedule.", "success")
         return redirect(url_for("broadcasts.index") + "#broadcasts-schedule")
-    html = render_template("broadcasts/partials/_schedule.html", **_schedule_context(saved=True))
+    html = render_template("broadcasts/partials/_schedule.html", **schedule_context(saved=True))
     return hx_trigger(_page(html), CHANGED)
 
 

@@ -24,6 +24,7 @@ from flask import (
 from flask_login import current_user
 from redis.exceptions import RedisError
 
+from app.auth.routes import local_path
 from app.broadcasts.display import time_choices, zone_label
 from app.broadcasts.services import segment_choices
 from app.campaigns.forms import CampaignForm, check_nul, edit_targeting, form_field, problem_at
@@ -99,7 +100,7 @@ def _upload_context(upload: Upload | None, **extra: Any) -> dict[str, Any]:
     return context
 
 
-def _form_context(
+def form_context(
     form: CampaignForm,
     campaign: Campaign | None = None,
     errors: dict[str, str] | None = None,
@@ -128,6 +129,8 @@ def _form_context(
         action_url=_action_url(campaign),
         estimate=estimate(form.target_input(), now=now, zone=_zone()),
         preview=None,
+        # Where the form goes once saved (the sidebar's panel), instead of the campaign's page.
+        next_url=local_path(request.values.get("next")),
         **_upload_context(_upload(values["upload_id"])),
     )
     context.update(extra)
@@ -160,7 +163,7 @@ def _label_hint(name: str) -> str | None:
 
 def _render_form(form: CampaignForm, campaign: Campaign | None, status: int = 200, **extra):
     """The whole page, or (htmx) the form alone."""
-    context = _form_context(form, campaign, **extra)
+    context = form_context(form, campaign, **extra)
     if wants_partial():
         return _page(render_template("campaigns/partials/_form.html", **context), status)
     page = "campaigns/edit.html" if campaign else "campaigns/new.html"
@@ -177,7 +180,7 @@ def _refused(form: CampaignForm, campaign: Campaign | None, exc: ValidationError
     return response
 
 
-def _editable(campaign_id: int, *, lock: bool = False) -> Campaign:
+def editable(campaign_id: int, *, lock: bool = False) -> Campaign:
     """A campaign that may still change; a started one answers 409 (read-only)."""
     campaign = db.session.get(Campaign, campaign_id, with_for_update=lock or None)
     if campaign is None:
@@ -201,7 +204,7 @@ def new():
 @bp.get("/<int:campaign_id>/edit")
 @require_role(Role.OPERATOR)
 def edit(campaign_id: int):
-    campaign = _editable(campaign_id)
+    campaign = editable(campaign_id)
     return _render_form(CampaignForm.from_campaign(campaign, _zone()), campaign)
 
 
@@ -226,7 +229,12 @@ def _save(campaign: Campaign | None) -> Response:
     if saved.label_state == "pending":
         _enqueue_label(saved)
     flash(_saved_message(saved, schedule), "success")
-    return _go(url_for("campaigns.show", campaign_id=saved.id))
+    return _go(_next() or url_for("campaigns.show", campaign_id=saved.id))
+
+
+def _next() -> str | None:
+    """The page a form asked to come back to (a path on this site), else None."""
+    return local_path(request.form.get("next"))
 
 
 def _go(target: str) -> Response:
@@ -269,13 +277,13 @@ def create():
 @require_role(Role.OPERATOR)
 def update(campaign_id: int):
     # Locked while it is saved: a tick starting it meanwhile waits, then sees the new status.
-    return _save(_editable(campaign_id, lock=True))
+    return _save(editable(campaign_id, lock=True))
 
 
 @bp.post("/<int:campaign_id>/delete")
 @require_role(Role.OPERATOR)
 def delete(campaign_id: int):
-    campaign = _editable(campaign_id, lock=True)
+    campaign = editable(campaign_id, lock=True)
     name = campaign.title or f"#{campaign.id}"
     try:
         delete_campaign(campaign, user=current_user, ip_address=request.remote_addr)
@@ -284,13 +292,13 @@ def delete(campaign_id: int):
         abort(409, description=exc.message)
     db.session.commit()
     flash(f"Deleted campaign {name}.", "success")
-    return _go(url_for("campaigns.index"))
+    return _go(_next() or url_for("campaigns.index"))
 
 
 @bp.post("/<int:campaign_id>/unschedule")
 @require_role(Role.OPERATOR)
 def unschedule(campaign_id: int):
-    campaign = _editable(campaign_id, lock=True)
+    campaign = editable(campaign_id, lock=True)
     try:
         unschedule_campaign(campaign, user=current_user, ip_address=request.remote_addr)
     except ValidationError as exc:
@@ -298,7 +306,7 @@ def unschedule(campaign_id: int):
         abort(409, description=exc.message)
     db.session.commit()
     flash("Unscheduled: it is a draft again and will not be sent until you schedule it.", "success")
-    return _go(url_for("campaigns.show", campaign_id=campaign_id))
+    return _go(_next() or url_for("campaigns.show", campaign_id=campaign_id))
 
 
 # -- the live parts ----------------------------------------------------------------------------
@@ -365,7 +373,7 @@ def preview():
     """The confirmation before scheduling: recipients, each text as it will read, the SMS
     segments it costs, how long sending takes, quiet hours; a 422 with the form if invalid."""
     campaign_id = request.form.get("campaign_id", "")
-    campaign = _editable(int(campaign_id)) if campaign_id.isdigit() else None
+    campaign = editable(int(campaign_id)) if campaign_id.isdigit() else None
     form = CampaignForm.from_request(request.form)
     now = utcnow()
     try:

@@ -144,7 +144,25 @@ def toggle(contact_id: int, action: str):
                 if cancelled
                 else ""
             )
-            flash(f"{done} {phone(contact.phone)}.{extra}", "success")
+            message = f"{done} {phone(contact.phone)}.{extra}"
+            if wants_partial():  # the sidebar's card, changed in place
+                return _status_card(contact, reason_form=ReasonForm(formdata=None), done=message)
+            flash(message, "success")
             return redirect(url_for("contacts.show", contact_id=contact.id))
     db.session.rollback()
-    return _render_show(db.get_or_404(Contact, contact_id), reason_form=form, status=422)
+    contact = db.get_or_404(Contact, contact_id)
+    if wants_partial():
+        return _status_card(contact, reason_form=form, status=422)
+    return _render_show(contact, reason_form=form, status=422)
+
+
+def _status_card(contact: Contact, *, reason_form: ReasonForm, done: str = "", status=200):
+    html = render_template(
+        "contacts/partials/_status.html",
+        contact=contact,
+        labels=contact_labels(contact),
+        reason_form=reason_form,
+        in_place=True,
+        done=done,
+    )
+    return vary_on_htmx(current_app.make_response((html, status)))

@@ -9,7 +9,19 @@ from app.models import Role
 from app.security import require_role
 from tests.support import HX
 
-PUBLIC_ENDPOINTS = {"auth.login", "auth.create_session", "health.healthz", "static"}
+PUBLIC_ENDPOINTS = {
+    "auth.login",
+    "auth.create_session",
+    "sidebar.login",  # the Missive sidebar's own sign-in, inside its frame
+    "sidebar.create_session",
+    "health.healthz",
+    "static",
+}
+
+
+def _sign_in_for(url: str) -> str:
+    """The dashboard's sign-in, or inside Missive's frame the sidebar's own."""
+    return "/sidebar/login?next=" if url.startswith("/sidebar/") else "/auth/login?next="
 
 
 def _sample_url(app: Flask, rule) -> str:
@@ -58,7 +70,7 @@ def test_every_url_rule_redirects_to_sign_in_without_login(app, client):
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             response = client.open(url, method=method)
             assert response.status_code == 302, (method, url, response.status_code)
-            assert response.headers["Location"].startswith("/auth/login?next="), url
+            assert response.headers["Location"].startswith(_sign_in_for(url)), url
             checked += 1
     assert checked >= 12  # every feature area has at least its index page
 
@@ -70,7 +82,7 @@ def test_every_url_rule_answers_htmx_without_login_with_401_and_hx_redirect(app,
             client.get(url, headers=HX) if "GET" in rule.methods else (client.post(url, headers=HX))
         )
         assert response.status_code == 401, url
-        assert response.headers["HX-Redirect"].startswith("/auth/login"), url
+        assert response.headers["HX-Redirect"].startswith(_sign_in_for(url)), url
 
 
 def test_public_pages_answer_without_login(client):
