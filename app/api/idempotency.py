@@ -63,6 +63,9 @@ def idempotent(view: F) -> F:
         user_id = api_user().id
         fingerprint = _fingerprint()
         now = utcnow()
+        # The request's own transaction ends before the key's and again before its answer is
+        # stored: the two never interleave (they share one connection in the tests).
+        db.session.commit()
         with _key_connection() as lock:
             # Keys older than a day are forgotten: a new request may reuse them.
             lock.execute(
@@ -94,6 +97,10 @@ def idempotent(view: F) -> F:
             except Exception:
                 lock.execute(forget)  # nothing kept: a retry runs it again
                 raise
+            if response.status_code >= 400:
+                db.session.rollback()
+            else:
+                db.session.commit()
             if response.status_code >= 500 or response.status_code == 429:
                 lock.execute(forget)
                 return response

@@ -131,3 +131,6 @@ def me():
             last_used_at=token.last_used_at,
         ),
     )
+
+
+from app.api import audience, broadcasts, campaigns, uploads  # noqa: E402, F401  (resources register on bp)

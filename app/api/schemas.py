@@ -3,8 +3,8 @@ validates requests with them and writes the OpenAPI document from them."""
 
 from __future__ import annotations
 
-from datetime import datetime, time
-from typing import Any, Literal
+from datetime import date, datetime, time
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -187,12 +187,18 @@ class ScheduleOut(Schedule):
 
 
 # -- campaigns -----------------------------------------------------------------------------------
-class Condition(Strict):
-    type: Literal["segment", "label"]
-    id: int = Id
-    since: str | None = Field(
-        None, max_length=10, description="Labels: applied on or after (YYYY-MM-DD)"
-    )
+class SegmentCondition(Strict):
+    type: Literal["segment"]
+    segment_id: int = Id
+
+
+class LabelCondition(Strict):
+    type: Literal["label"]
+    label_id: int = Id
+    since: date | None = Field(None, description="Applied on or after this day")
+
+
+Condition = Annotated[SegmentCondition | LabelCondition, Field(discriminator="type")]
 
 
 class Targeting(Strict):

@@ -33,6 +33,7 @@ from app.campaigns.services import (
     EDITABLE,
     CheckedCampaign,
     Preview,
+    campaign_upload_purpose,
     check_campaign,
     delete_campaign,
     duration_words,
@@ -47,7 +48,6 @@ from app.htmx import hx_redirect, hx_retarget, is_htmx, vary_on_htmx, wants_part
 from app.jobs.campaigns import enqueue_campaign_label
 from app.models import (
     Campaign,
-    CampaignTarget,
     Role,
     Upload,
     UploadPurpose,
@@ -432,12 +432,8 @@ def upload():
     """Accept a CSV for a list or personalized campaign (the uploads pipeline: a quick check,
     then validation in a job); the step shows its progress and report in place."""
     file = request.files.get("file")
-    kind = request.form.get("target_kind", "")
-    column = request.form.get("message_source") == "column"
-    purpose = (
-        UploadPurpose.PERSONALIZED
-        if kind == CampaignTarget.PERSONALIZED.value and column
-        else UploadPurpose.CAMPAIGN_LIST
+    purpose = campaign_upload_purpose(
+        request.form.get("target_kind", ""), request.form.get("message_source", "")
     )
     if file is None or not file.filename:
         return _render_upload(

@@ -169,6 +169,14 @@ def campaign_upload(upload_id: int | str | None, kind: CampaignTarget) -> Upload
     return upload
 
 
+def campaign_upload_purpose(target_kind: str, message_source: str) -> UploadPurpose:
+    """What a campaign's CSV is checked as: a personalized file whose texts are in a message
+    column needs that column; every other campaign file is a list of phones (with columns)."""
+    if target_kind == CampaignTarget.PERSONALIZED.value and message_source == "column":
+        return UploadPurpose.PERSONALIZED
+    return UploadPurpose.CAMPAIGN_LIST
+
+
 def upload_has_message_column(upload: Upload) -> bool:
     return upload.purpose is UploadPurpose.PERSONALIZED
 
