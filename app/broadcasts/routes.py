@@ -58,9 +58,11 @@ from app.sends.stats import display_stats
 from app.sends.views import (
     cancel_context,
     cancel_response,
+    check_statuses_response,
     outcomes_response,
     progress_context,
     recipients_context,
+    reconcile_context,
     require_sending,
 )
 from app.settings.services import staff_numbers
@@ -363,6 +365,7 @@ def _show(broadcast: Broadcast, **extra: Any) -> Response:
         **_progress_context(broadcast),
         **_recipients_context(broadcast),
         "can_cancel": current_user.has_role(Role.OPERATOR),
+        **reconcile_context(broadcast, can_check=current_user.has_role(Role.OPERATOR)),
         **extra,
     }
     return _page(render_template("broadcasts/show.html", **context))
@@ -422,3 +425,22 @@ def cancel(broadcast_id: int):
         db.get_or_404(Broadcast, broadcast_id, with_for_update=True, populate_existing=True)
     )
     return cancel_response(broadcast, user=current_user, ip_address=request.remote_addr)
+
+
+# -- check provider statuses now -------------------------------------------------------------------
+@bp.get("/<int:broadcast_id>/statuses")
+def statuses(broadcast_id: int):
+    """The status check's section: polls itself every 2 s while a check is queued or running."""
+    broadcast = _broadcast(broadcast_id)
+    if not wants_partial():
+        return redirect(url_for("broadcasts.show", broadcast_id=broadcast_id))
+    context = reconcile_context(broadcast, can_check=current_user.has_role(Role.OPERATOR))
+    return _page(render_template("sends/partials/_reconcile.html", **context))
+
+
+@bp.post("/<int:broadcast_id>/statuses")
+@require_role(Role.OPERATOR)
+def check_statuses(broadcast_id: int):
+    """Queue the reconciliation of this broadcast's open messages (the provider is asked in
+    the job, never here)."""
+    return check_statuses_response(_broadcast(broadcast_id))

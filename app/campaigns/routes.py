@@ -39,9 +39,11 @@ from app.sends.stats import display_stats
 from app.sends.views import (
     cancel_context,
     cancel_response,
+    check_statuses_response,
     outcomes_response,
     progress_context,
     recipients_context,
+    reconcile_context,
     require_sending,
 )
 
@@ -116,6 +118,7 @@ def _show(campaign: Campaign, **extra: Any) -> Response:
     if context["started"]:
         context.update(progress_context(campaign), **recipients_context(campaign, request.args))
         context["not_sent"] = rows_not_sent(campaign, NOT_SENT_SHOWN)
+        context.update(reconcile_context(campaign, can_check=_can_edit()))
     else:
         context["estimate"] = current_estimate(campaign, zone=_zone())
         context["countdown"] = start_countdown(campaign, now=utcnow())
@@ -198,6 +201,25 @@ def cancel(campaign_id: int):
         db.get_or_404(Campaign, campaign_id, with_for_update=True, populate_existing=True)
     )
     return cancel_response(campaign, user=current_user, ip_address=request.remote_addr)
+
+
+# -- check provider statuses now -------------------------------------------------------------------
+@bp.get("/<int:campaign_id>/statuses")
+def statuses(campaign_id: int):
+    """The status check's section: polls itself every 2 s while a check is queued or running."""
+    campaign = _started(campaign_id)
+    if not wants_partial():
+        return redirect(url_for("campaigns.show", campaign_id=campaign_id))
+    context = reconcile_context(campaign, can_check=_can_edit())
+    return _page(render_template("sends/partials/_reconcile.html", **context))
+
+
+@bp.post("/<int:campaign_id>/statuses")
+@require_role(Role.OPERATOR)
+def check_statuses(campaign_id: int):
+    """Queue the reconciliation of this campaign's open messages (the provider is asked in
+    the job, never here)."""
+    return check_statuses_response(_started(campaign_id))
 
 
 from app.campaigns import editing  # noqa: E402, F401  (registers the editing views on bp)

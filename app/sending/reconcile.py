@@ -269,7 +269,14 @@ def reconcile_by_sid(  # noqa: PLR0913 (knobs for tests and the benchmark)
     rate = max(float(app.config["TWILIO_READS_PER_SECOND"]), 0.1)
     chunk_size = max(1, min(chunk_size, int(rate * CHUNK_SECONDS)))
     base = by_sid_query(since_days, send)
-    _start_cursor(key, {"after_id": 0})
+    cursor = _start_cursor(key, {"after_id": 0})
+    # What is left to read, for the progress bar (the count of this pass, from its cursor).
+    counts["to_check"] = counts["checked"] + db.session.scalar(
+        sa.select(sa.func.count()).select_from(
+            base.where(T.c.id > int(cursor.get("after_id") or 0)).subquery()
+        )
+    )
+    db.session.commit()
     remaining = limit
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         while remaining is None or remaining > 0:

@@ -4,13 +4,30 @@ outcomes as a streamed response. Route bodies stay one line each on both bluepri
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from flask import Response, abort, current_app, flash, redirect, stream_with_context
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    stream_with_context,
+)
+from redis.exceptions import RedisError
 from werkzeug.datastructures import MultiDict
 
 from app.extensions import db
-from app.htmx import hx_redirect, is_htmx
+from app.htmx import hx_redirect, is_htmx, vary_on_htmx, wants_partial
+from app.jobs.maintenance import (
+    enqueue_send_reconcile,
+    last_send_reconcile,
+    send_reconcile_waiting,
+)
+from app.models import JobOutcome, utcnow
+from app.sending.reconcile import reconcile_unavailable
 from app.sends import Send, is_sending, send_kind, send_label
 from app.sends.control import cancel_preview, cancel_send
 from app.sends.results import STATUSES, clean_filters, outcome_csv, recipients_page
@@ -76,3 +93,75 @@ def cancel_response(send: Send, *, user: Any, ip_address: str | None) -> Respons
     if is_htmx():
         return hx_redirect(current_app.make_response(("", 204)), target)
     return redirect(target, 303)
+
+
+# -- checking provider statuses now (status reconciliation of one send) ---------------------------
+QUEUE_DOWN = (
+    "The job queue does not answer, so statuses cannot be checked now: nothing was queued. "
+    "Try again in a minute."
+)
+# A `running` row this old whose job Redis no longer holds was killed (worker stopped, timeout).
+_RUN_STALE = timedelta(hours=2)
+
+
+def reconcile_context(
+    send: Send, *, can_check: bool, notice: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """`send` and `reconcile` (what `sends/partials/_reconcile.html` shows): why statuses
+    cannot be checked, whether a check is queued or running, the last check's run."""
+    app = current_app._get_current_object()
+    unavailable = reconcile_unavailable(app.config)
+    run = last_send_reconcile(send)
+    running_row = run is not None and run.outcome == JobOutcome.RUNNING
+    queue_error = None
+    waiting = False
+    if unavailable is None:
+        try:
+            waiting = send_reconcile_waiting(send, app)
+        except (RedisError, OSError):
+            queue_error = QUEUE_DOWN
+    fresh_row = running_row and run.started_at > utcnow() - _RUN_STALE
+    running = waiting or (queue_error is not None and fresh_row)
+    return dict(
+        send=send,
+        reconcile=dict(
+            unavailable=unavailable,
+            queue_error=queue_error,
+            run=run,
+            running=running,
+            # Queued, and no run row of this check yet.
+            queued=waiting and not running_row,
+            stopped=running_row and not running,
+            can_check=can_check,
+            notice=notice,
+        ),
+    )
+
+
+def check_statuses_response(send: Send) -> Response:
+    """The POST of "Check statuses now": queue the send's reconciliation (provider calls happen
+    only in the job) and answer with the section saying so; 409 when this app cannot check
+    (which is said), 503 when the queue does not answer. A plain form goes back to the page."""
+    unavailable = reconcile_unavailable(current_app.config)
+    status = 202
+    if unavailable is not None:
+        notice, status = ("error", f"Statuses cannot be checked: {unavailable}"), 409
+    else:
+        try:
+            enqueue_send_reconcile(send)
+        except (RedisError, OSError):
+            notice, status = ("error", QUEUE_DOWN), 503
+        else:
+            notice = (
+                "success",
+                f"Checking the statuses of {send_label(send)}'s open messages at the provider: "
+                "the result shows here when it is done.",
+            )
+    if wants_partial():
+        html = render_template(
+            "sends/partials/_reconcile.html",
+            **reconcile_context(send, can_check=True, notice=notice),
+        )
+        return vary_on_htmx(current_app.make_response((html, status)))
+    flash(notice[1], notice[0])
+    return redirect(send_url(send, "show"), 303)
