@@ -28,30 +28,36 @@ RUN_NOW_PREFIX = "run-now-"
 # A `running` row older than this belonged to a worker that died (the tick closes such rows).
 RUNNING_AT_MOST = timedelta(hours=2)
 
-# What each count of a job's summary counts, in words; a count not listed reads as its key.
-COUNT_WORDS = {
+# What each count of a job's summary counts, in words (singular, plural); a count not listed
+# reads as its key.
+COUNT_WORDS: dict[str, tuple[str, str]] = {
     # status reconciliation
-    "checked": "messages checked",
-    "updated": "updated",
-    "unchanged": "unchanged",
-    "missing": "unknown to Twilio",
-    "errors": "errors",
-    "rate_limited": "rate-limited answers (429) waited out",
-    "matched": "matched",
-    "ambiguous": "ambiguous, left alone",
-    "unmatched": "not found",
+    "checked": ("message checked", "messages checked"),
+    "updated": ("updated", "updated"),
+    "unchanged": ("unchanged", "unchanged"),
+    "missing": ("unknown to Twilio", "unknown to Twilio"),
+    "errors": ("error", "errors"),
+    "rate_limited": (
+        "rate-limited answer (429) waited out",
+        "rate-limited answers (429) waited out",
+    ),
+    "matched": ("matched", "matched"),
+    "ambiguous": ("ambiguous, left alone", "ambiguous, left alone"),
+    "unmatched": ("not found", "not found"),
+    "to_check": ("message to check", "messages to check"),
+    "listed": ("Twilio message listed", "Twilio messages listed"),
     # undeliverable numbers
-    "found": "numbers found",
-    "excluded": "contacts excluded",
+    "found": ("number found", "numbers found"),
+    "excluded": ("contact excluded", "contacts excluded"),
     # retention
-    "webhook_events_deleted": "webhook log entries deleted",
-    "job_runs_deleted": "job runs deleted",
+    "webhook_events_deleted": ("webhook log entry deleted", "webhook log entries deleted"),
+    "job_runs_deleted": ("job run deleted", "job runs deleted"),
     # tick
-    "send_jobs_enqueued": "send jobs queued",
-    "sends_finished": "sends finished",
-    "stats_refreshed": "statistics refreshed",
-    "abandoned_runs": "abandoned runs closed",
-    "label_jobs_enqueued": "label jobs queued",
+    "send_jobs_enqueued": ("send job queued", "send jobs queued"),
+    "sends_finished": ("send finished", "sends finished"),
+    "stats_refreshed": ("statistics refreshed", "statistics refreshed"),
+    "abandoned_runs": ("abandoned run closed", "abandoned runs closed"),
+    "label_jobs_enqueued": ("label job queued", "label jobs queued"),
 }
 
 
@@ -151,14 +157,32 @@ def duration_in_words(seconds: float | None) -> str:
 def counts_in_words(counts: dict[str, Any]) -> str:
     """`120 messages checked · 3 updated`: the non-zero counts, each saying what it counts;
     `nothing to do` when every count is zero. Text values (a skip's reason) are left out."""
-    parts = [
-        f"{value:,} {COUNT_WORDS.get(key, key.replace('_', ' '))}"
-        for key, value in counts.items()
-        if isinstance(value, int) and not isinstance(value, bool) and value
-    ]
+    parts = []
+    for key, value in counts.items():
+        if isinstance(value, int) and not isinstance(value, bool) and value:
+            fallback = key.replace("_", " ")
+            one, many = COUNT_WORDS.get(key, (fallback, fallback))
+            parts.append(f"{value:,} {one if value == 1 else many}")
     if parts:
         return " · ".join(parts)
     return "nothing to do" if any(isinstance(v, int) for v in counts.values()) else ""
+
+
+def count_notes(counts: dict[str, Any]) -> list[str]:
+    """The text values of a summary other than a skip's reason (`list error: ...`)."""
+    return [
+        f"{key.replace('_', ' ')}: {value}"
+        for key, value in counts.items()
+        if isinstance(value, str) and value and key != "skipped"
+    ]
+
+
+def progress_of(counts: dict[str, Any]) -> tuple[int, int] | None:
+    """(done, total) when a running job publishes both (`checked` of `to_check`)."""
+    done, total = counts.get("checked"), counts.get("to_check")
+    if isinstance(done, int) and isinstance(total, int) and total > 0:
+        return min(done, total), total
+    return None
 
 
 def error_summary(error: str | None) -> str:

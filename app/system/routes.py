@@ -32,12 +32,14 @@ from app.sending.attention import (
 )
 from app.system.periodic import (
     RunRefused,
+    count_notes,
     counts_in_words,
     duration_in_words,
     error_summary,
     job_by_id,
     periodic_job_status,
     periodic_job_statuses,
+    progress_of,
     queued_message,
     run_now,
 )
@@ -60,8 +62,10 @@ health_bp = Blueprint("health", __name__)
 def periodic_words() -> dict:
     return dict(
         counts_in_words=counts_in_words,
+        count_notes=count_notes,
         duration_in_words=duration_in_words,
         error_summary=error_summary,
+        progress_of=progress_of,
     )
 
 

@@ -91,6 +91,7 @@ def test_next_run_relative_time_durations_counts_and_errors_in_words():
     assert counts_in_words({"checked": 1200, "updated": 3, "errors": 0}) == (
         "1,200 messages checked · 3 updated"
     )
+    assert counts_in_words({"found": 1, "excluded": 1}) == "1 number found · 1 contact excluded"
     assert counts_in_words({"checked": 0, "updated": 0}) == "nothing to do"
     assert counts_in_words({"skipped": "transport is simulator"}) == ""
     traceback = "Traceback (most recent call last):\n  File \"x.py\", line 1\nKeyError: 'sid'\n\n"
@@ -230,7 +231,7 @@ def test_a_running_job_shows_its_live_counts_and_polls_until_done(viewer_client)
         name="status reconciliation",
         outcome=JobOutcome.RUNNING,
         started_at=utcnow() - timedelta(seconds=30),
-        counts={"checked": 1500, "updated": 12},
+        counts={"checked": 1500, "updated": 12, "to_check": 6000},
     )
     db.session.add(run)
     db.session.commit()
@@ -240,7 +241,8 @@ def test_a_running_job_shows_its_live_counts_and_polls_until_done(viewer_client)
     assert partial.status_code == 200 and "<html" not in html
     assert '<li id="system-periodic-reconcile-statuses"' in html
     assert 'hx-trigger="every 2s"' in html and "running" in html
-    assert "1,500 messages checked · 12 updated" in html
+    assert "1,500 messages checked · 12 updated · 6,000 messages to check" in html
+    assert 'value="1500" max="6000"' in html  # a real progress bar
     assert "HX-Trigger" not in partial.headers
 
     run.outcome = JobOutcome.SUCCESS
@@ -251,6 +253,7 @@ def test_a_running_job_shows_its_live_counts_and_polls_until_done(viewer_client)
     html = done.get_data(as_text=True)
     assert 'hx-trigger="every 2s"' not in html  # polling stops
     assert "4,000 messages checked · 40 updated" in html and "took 1 min 15 s" in html
+    assert "<progress" not in html
     assert "badge--success" in html
     # The run just ended: the recent runs list refreshes itself.
     assert done.headers["HX-Trigger"] == "system-job-runs-changed"
@@ -300,12 +303,12 @@ def test_a_skipped_run_says_why(viewer_client):
             name="status reconciliation",
             outcome=JobOutcome.SKIPPED,
             finished_at=utcnow(),
-            counts={"checked": 0, "skipped": "transport is simulator"},
+            counts={"checked": 0, "skipped": "transport is simulator", "list_error": "HTTP 500"},
         )
     )
     db.session.commit()
     html = periodic_html(viewer_client)
-    assert "Skipped: transport is simulator" in html
+    assert "Skipped: transport is simulator" in html and "list error: HTTP 500" in html
 
 
 def test_run_now_then_a_worker_runs_it_and_the_row_shows_the_result(
