@@ -9,8 +9,14 @@ from wtforms.validators import DataRequired, Length, Optional
 
 class ContactForm(FlaskForm):
     name = StringField("Name", validators=[Optional(), Length(max=200)])
-    email = StringField("Email", validators=[Optional(), Length(max=254)])
-    zip_code = StringField("Zip code", validators=[Optional(), Length(max=12)])
+    email = StringField(
+        "Email",
+        validators=[Optional(), Length(max=254, message="An email has at most 254 characters.")],
+    )
+    zip_code = StringField(
+        "Zip code",
+        validators=[Optional(), Length(max=12, message="A zip code has at most 12 characters.")],
+    )
     attributes = TextAreaField(
         "Attributes",
         validators=[Optional()],

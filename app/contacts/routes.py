@@ -104,6 +104,7 @@ def update(contact_id: int):
                 attributes_text=form.attributes.data or "",
                 user=current_user,
                 ip_address=request.remote_addr,
+                zip_region=current_app.config["PHONE_REGION"],
             )
         except ValidationError as exc:
             getattr(form, exc.field or "name").errors.append(exc.message)

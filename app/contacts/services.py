@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from app.audit.services import record_audit
+from app.contacts.fields import FieldProblem, check_email, check_zip_code
 from app.contacts.phones import looks_like_phone, normalize_phone
 from app.extensions import db
 from app.models import (
@@ -32,7 +33,6 @@ from app.validation import ValidationError
 
 MAX_ATTRIBUTES = 50
 TIMELINE_LIMIT = 200
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class ContactStatus(enum.StrEnum):
@@ -337,14 +337,22 @@ def update_contact(
     attributes_text: str,
     user: User | None,
     ip_address: str | None = None,
+    zip_region: str = "",
 ) -> dict[str, tuple[Any, Any]]:
-    """Edit the contact's details, audited; returns what changed (field -> (before, after))."""
+    """Edit the contact's details, audited; returns what changed (field -> (before, after)).
+    The email must be an address (name@example.org) and the zip code one of `zip_region`'s
+    (US: 5 digits or ZIP+4); a bad value raises ValidationError naming the field."""
     email = (email or "").strip()
-    if email and (len(email) > 254 or not _EMAIL.match(email)):
-        raise ValidationError("Enter an email like name@example.org, or leave it empty.", "email")
     zip_code = (zip_code or "").strip()
-    if len(zip_code) > 12:
-        raise ValidationError("A zip code has at most 12 characters.", field="zip_code")
+    try:
+        email = check_email(email) if email else ""
+    except FieldProblem as exc:
+        message = f"{exc} Enter an email like name@example.org, or leave it empty."
+        raise ValidationError(message, field="email") from None
+    try:
+        zip_code = check_zip_code(zip_code, zip_region) if zip_code else ""
+    except FieldProblem as exc:
+        raise ValidationError(str(exc), field="zip_code") from None
     name = (name or "").strip()
     if len(name) > 200:
         raise ValidationError("A name has at most 200 characters.", field="name")

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from app.contacts.fields import FieldProblem, check_email, check_zip_code
 from app.contacts.phones import DEFAULT_REGION, normalize_phone
 from app.models import UploadPurpose
 from app.validation import ValidationError
@@ -44,7 +45,6 @@ KNOWN_NAMES = PHONE_NAMES | MESSAGE_NAMES | NAME_NAMES | EMAIL_NAMES | ZIP_NAMES
 SEPARATORS = (",", ";", "\t")
 PROGRESS_EVERY = 5_000
 MAX_ATTRIBUTE_LENGTH = 500
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _FIVE_DIGITS = re.compile(r"\d[\d\s().+-]{3,}\d")
 
 
@@ -55,10 +55,14 @@ class IssueKind:
     MISSING_MESSAGE = "missing message"
     UNSUBSCRIBED = "unsubscribed"
     EXCLUDED = "excluded"
+    BAD_EMAIL = "bad email"
+    BAD_ZIP = "bad zip code"
 
 
 # Issues that keep a row out of the import; the others are notes (the row is imported).
 REJECTING = {IssueKind.MISSING, IssueKind.INVALID, IssueKind.DUPLICATE, IssueKind.MISSING_MESSAGE}
+# Notes on a value the row brought that is not stored (the row is imported without it).
+FIELD_NOTES = {IssueKind.BAD_EMAIL, IssueKind.BAD_ZIP}
 
 
 def column_key(name: str) -> str:
@@ -252,6 +256,7 @@ class Validation:
     total: int
     invalid: int = 0  # missing or invalid number, or missing message
     duplicates: int = 0
+    field_notes: int = 0  # imported rows whose email or zip code was left out
 
 
 def _cell(cells: list[str], index: int | None, limit: int) -> str | None:
@@ -266,9 +271,12 @@ def validate_rows(
     *,
     purpose: UploadPurpose | str = UploadPurpose.CONTACT_IMPORT,
     region: str = DEFAULT_REGION,
+    zip_region: str = "",
     on_progress: Callable[[int], None] | None = None,
 ) -> Validation:
-    """Check every row: number (to E.164), duplicates (with the first row), message if needed."""
+    """Check every row: number (to E.164), duplicates (with the first row), message if needed.
+    A bad email or zip code (for `zip_region`: US, 5 digits or ZIP+4) is left out of the row,
+    which is imported all the same, with a note saying what was left out and why."""
     personalized = UploadPurpose(purpose) is UploadPurpose.PERSONALIZED
     special = {
         i
@@ -284,7 +292,7 @@ def validate_rows(
     seen: dict[str, int] = {}
     result = Validation(valid=[], issues=[], total=len(table.rows))
     # Bound once: this loop runs once per row of files of up to hundreds of thousands of rows.
-    add_issue, add_valid, email_ok = result.issues.append, result.valid.append, _EMAIL.match
+    add_issue, add_valid = result.issues.append, result.valid.append
     phone_index, message_index = table.phone_index, table.message_index
     name_index, email_index, zip_index = table.name_index, table.email_index, table.zip_index
     for done, (number, cells) in enumerate(table.rows, start=1):
@@ -322,7 +330,10 @@ def validate_rows(
             add_issue(RowIssue(number, IssueKind.MISSING_MESSAGE, "No message.", raw[:100], cells))
             result.invalid += 1
             continue
-        email = _cell(cells, email_index, 254)
+        email = _cell(cells, email_index, 300)
+        zip_code = _cell(cells, zip_index, 100)
+        if email is not None or zip_code is not None:
+            email, zip_code = _check_fields(number, email, zip_code, zip_region, cells, result)
         attributes = {}
         for i, name in extra:
             value = cells[i].strip() if i < len(cells) else ""
@@ -333,8 +344,8 @@ def validate_rows(
                 row_number=number,
                 phone=phone,
                 name=_cell(cells, name_index, 200),
-                email=email if email and email_ok(email) else None,
-                zip_code=_cell(cells, zip_index, 12),
+                email=email,
+                zip_code=zip_code,
                 message=message,
                 attributes=attributes,
                 data={
@@ -349,6 +360,34 @@ def validate_rows(
     if on_progress is not None:
         on_progress(len(table.rows))
     return result
+
+
+def _check_fields(
+    number: int,
+    email: str | None,
+    zip_code: str | None,
+    zip_region: str,
+    cells: list[str],
+    result: Validation,
+) -> tuple[str | None, str | None]:
+    """The row's email and zip code as stored, None for one that is not valid (with a note)."""
+    noted = False
+    if email is not None:
+        try:
+            email = check_email(email)
+        except FieldProblem as exc:
+            message = f"{exc} Imported without the email."
+            result.issues.append(RowIssue(number, IssueKind.BAD_EMAIL, message, email[:100], cells))
+            email, noted = None, True
+    if zip_code is not None:
+        try:
+            zip_code = check_zip_code(zip_code, zip_region)
+        except FieldProblem as exc:
+            message = f"{exc} Imported without the zip code."
+            result.issues.append(RowIssue(number, IssueKind.BAD_ZIP, message, zip_code, cells))
+            zip_code, noted = None, True
+    result.field_notes += noted
+    return email, zip_code
 
 
 # --- staging: valid rows kept between validation and import, in PostgreSQL COPY text format ---

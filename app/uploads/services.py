@@ -170,7 +170,12 @@ def _validate(upload: Upload, on_progress: Callable[[int], None] | None) -> dict
     upload.total_rows = len(table.rows)
     upload.columns = table.columns
     upload.phone_column = table.phone_column
-    result = validate_rows(table, purpose=upload.purpose, on_progress=on_progress)
+    result = validate_rows(
+        table,
+        purpose=upload.purpose,
+        zip_region=current_app.config.get("PHONE_REGION", ""),
+        on_progress=on_progress,
+    )
     flagged = _flag_existing([row.phone for row in result.valid])
     notes = [
         RowIssue(
@@ -205,6 +210,7 @@ def _validate(upload: Upload, on_progress: Callable[[int], None] | None) -> dict
         "invalid": upload.invalid_rows,
         "duplicates": upload.duplicate_rows,
         "unsubscribed": upload.unsubscribed_rows,
+        "fields_left_out": result.field_notes,
     }
 
 

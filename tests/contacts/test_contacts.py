@@ -172,7 +172,7 @@ def test_edit_details_and_attributes(operator_client):
     [
         ({"email": "not-an-email"}, "Enter an email like"),
         ({"attributes": "just words"}, "Line 1: write attributes"),
-        ({"zip_code": "1" * 13}, "Field cannot be longer than 12 characters."),
+        ({"zip_code": "1" * 13}, "A zip code has at most 12 characters."),
     ],
 )
 def test_bad_edits_are_refused_with_422_and_nothing_changes(operator_client, data, message):
