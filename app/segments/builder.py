@@ -4,6 +4,8 @@ Every node has a path: the root group is `r`, its children `r.0`, `r.1`, theirs 
 The form carries `node=<path>` for each node, in order, and `<path>.<field>` for its fields
 (`kind`, `mode` for groups; `type`, `op`, `values`, `value`, `days`... for conditions). A draft
 keeps what was typed, even when it is not a valid rule yet, so nothing is lost while editing.
+A new condition (and the one a new group starts with) has no type yet (`{"type": ""}`): the
+builder shows it as a picker, and saving drops it (see rules.validate_rule's notes).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def rule_from_form(form: FormData) -> dict[str, Any]:
             mode = form.get(f"{path}.mode")
             node: dict[str, Any] = {mode if mode in GROUP_MODES else "all": []}
         else:
-            node = {"type": form.get(f"{path}.type") or "zip_code"}
+            node = {"type": form.get(f"{path}.type") or ""}
             for name in CONDITION_FIELDS:
                 value = form.get(f"{path}.{name}")
                 if value not in (None, ""):
@@ -79,8 +81,11 @@ def _find(rule: dict[str, Any], path: str) -> dict[str, Any] | None:
     return node
 
 
-def new_condition(kind: str = "zip_code") -> dict[str, Any]:
-    ctype = CONDITION_TYPES.get(kind) or CONDITION_TYPES["zip_code"]
+def new_condition(kind: str = "") -> dict[str, Any]:
+    """A condition of `kind` with its first comparison; no kind: a picker (type not chosen)."""
+    ctype = CONDITION_TYPES.get(kind)
+    if ctype is None:
+        return {"type": ""}
     condition: dict[str, Any] = {"type": ctype.name}
     if ctype.ops:
         condition["op"] = ctype.ops[0][0]

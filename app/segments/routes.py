@@ -98,6 +98,7 @@ def _save(segment: Segment | None):
     form = SqlSegmentForm() if sql_kind else SegmentForm()
     rule = None if sql_kind else rule_from_form(request.form)
     rule_error = None
+    notes: list[str] = []
     if form.validate_on_submit():
         try:
             saved = save_segment(
@@ -108,6 +109,8 @@ def _save(segment: Segment | None):
                 raw_sql=form.raw_sql.data if sql_kind else None,
                 user=current_user,
                 ip_address=request.remote_addr,
+                zip_region=current_app.config["PHONE_REGION"],
+                notes=notes,
             )
         except ValidationError as exc:
             field = getattr(form, exc.field or "", None)
@@ -118,6 +121,8 @@ def _save(segment: Segment | None):
         else:
             db.session.commit()
             flash(f"Saved segment {saved.name}.", "success")
+            for note in notes:
+                flash(note, "info")
             return redirect(url_for("segments.show", segment_id=saved.id))
     db.session.rollback()
     if segment is not None:
@@ -174,9 +179,12 @@ def builder():
 @bp.post("/preview")
 def preview():
     """The live count and a sample for the rule being edited (a message if it is incomplete)."""
-    context: dict[str, Any] = {}
+    context: dict[str, Any] = {"notes": []}
     try:
-        context["preview"] = preview_rule(validate_rule(rule_from_form(request.form)))
+        rule = validate_rule(
+            rule_from_form(request.form), current_app.config["PHONE_REGION"], context["notes"]
+        )
+        context["preview"] = preview_rule(rule)
     except ValidationError as exc:
         db.session.rollback()
         context["problem"] = exc.message

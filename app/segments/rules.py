@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from app.contacts.fields import FieldProblem, check_zip_code
 from app.models import (
     RECEIVED_STATUSES,
     Contact,
@@ -54,26 +55,42 @@ class ConditionType:
     name: str
     label: str  # what the builder's menu says
     ops: tuple[tuple[str, str], ...] = ()  # (value, label)
+    noun: str = ""  # how a message names it: "the first condition (zip code)"
 
 
 CONDITION_TYPES: dict[str, ConditionType] = {
     c.name: c
     for c in (
-        ConditionType("zip_code", "Zip code", (("in", "is one of"), ("not_in", "is not one of"))),
-        ConditionType("created_at", "Added", (("before", "before"), ("after", "on or after"))),
-        ConditionType("name", "Name", (("is_set", "is set"), ("is_not_set", "is not set"))),
-        ConditionType("email", "Email", (("is_set", "is set"), ("is_not_set", "is not set"))),
+        ConditionType(
+            "zip_code",
+            "Zip code",
+            (("in", "is one of"), ("not_in", "is not one of")),
+            "zip code",
+        ),
+        ConditionType(
+            "created_at",
+            "Added",
+            (("before", "before"), ("after", "on or after")),
+            "date added",
+        ),
+        ConditionType("name", "Name", (("is_set", "is set"), ("is_not_set", "is not set")), "name"),
+        ConditionType(
+            "email", "Email", (("is_set", "is set"), ("is_not_set", "is not set")), "email"
+        ),
         ConditionType(
             "attribute",
             "Custom attribute",
             (("equals", "equals"), ("contains", "contains"), ("is_set", "is set")),
+            "custom attribute",
         ),
-        ConditionType("has_label", "Has Missive label"),
-        ConditionType("replied_within_days", "Replied in the last"),
-        ConditionType("not_replied_within_days", "Did not reply in the last"),
-        ConditionType("received_within_days", "Was sent a message in the last"),
-        ConditionType("never_received", "Was never sent a message"),
-        ConditionType("in_upload", "Was in upload"),
+        ConditionType("has_label", "Has Missive label", noun="Missive label"),
+        ConditionType("replied_within_days", "Replied in the last", noun="replied"),
+        ConditionType("not_replied_within_days", "Did not reply in the last", noun="did not reply"),
+        ConditionType(
+            "received_within_days", "Was sent a message in the last", noun="was sent a message"
+        ),
+        ConditionType("never_received", "Was never sent a message", noun="never sent a message"),
+        ConditionType("in_upload", "Was in upload", noun="upload"),
     )
 }
 
@@ -87,6 +104,32 @@ def empty_rule() -> dict[str, Any]:
 
 def _fail(where: str, message: str) -> ValidationError:
     return ValidationError(f"{where}: {message}" if where else message, field="rule")
+
+
+_ORDINALS = (
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth".split()
+)
+
+
+def ordinal(number: int) -> str:
+    """`first`, `second`, ... `twelfth`, then `13th`, `21st`, `22nd`."""
+    if number <= len(_ORDINALS):
+        return _ORDINALS[number - 1]
+    suffix = (
+        "th" if 11 <= number % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    )
+    return f"{number}{suffix}"
+
+
+def describe_place(steps: list[tuple[str, int]], noun: str = "") -> str:
+    """Where a node sits, in words: steps from the root as (`group`|`condition`, its number
+    among its siblings of that kind). `[("group", 2), ("condition", 1)]` with noun `zip code`:
+    "The first condition (zip code) of the second group"."""
+    *groups, (kind, number) = steps
+    text = f"The {ordinal(number)} {kind}" + (f" ({noun})" if noun else "")
+    for index, (_, group_number) in enumerate(reversed(groups)):
+        text += f" {'of' if index == 0 else 'in'} the {ordinal(group_number)} group"
+    return text
 
 
 def _parse_date(value: Any, where: str, what: str) -> str:
@@ -122,11 +165,14 @@ def _op(condition: dict[str, Any], ctype: ConditionType, where: str) -> str:
     return op
 
 
-def _check_condition(condition: dict[str, Any], where: str) -> dict[str, Any]:
+def _check_condition(
+    condition: dict[str, Any], steps: list[tuple[str, int]], zip_region: str = ""
+) -> dict[str, Any]:
     kind = condition.get("type")
     ctype = CONDITION_TYPES.get(kind) if isinstance(kind, str) else None
     if ctype is None:
-        raise _fail(where, f"unknown condition type {kind!r}.")
+        raise _fail(describe_place(steps), f"unknown condition type {kind!r}.")
+    where = describe_place(steps, ctype.noun)
     out: dict[str, Any] = {"type": kind}
     if kind == "zip_code":
         out["op"] = _op(condition, ctype, where)
@@ -142,6 +188,11 @@ def _check_condition(condition: dict[str, Any], where: str) -> dict[str, Any]:
             raise _fail(where, f"at most {MAX_VALUES} zip codes.")
         if any(len(z) > 12 for z in zips):
             raise _fail(where, "a zip code has at most 12 characters.")
+        if zip_region:
+            try:
+                zips = list(dict.fromkeys(check_zip_code(z, zip_region) for z in zips))
+            except FieldProblem as exc:
+                raise _fail(where, str(exc)) from None
         out["values"] = zips
     elif kind == "created_at":
         out["op"] = _op(condition, ctype, where)
@@ -174,13 +225,22 @@ def _check_condition(condition: dict[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
-def validate_rule(rule: Any) -> dict[str, Any]:
-    """The rule in its canonical form, or ValidationError saying which condition to fix and how."""
+def validate_rule(
+    rule: Any, zip_region: str = "", notes: list[str] | None = None
+) -> dict[str, Any]:
+    """The rule in its canonical form, or ValidationError saying which condition to fix and how,
+    naming it as a person would ("The first condition (zip code) of the second group: ...").
+
+    With `zip_region` (where a rule is typed, not where a saved one runs) zip codes must be
+    that region's (US: 5 digits or ZIP+4). With a `notes` list (the builder's drafts), a
+    condition whose type is not chosen yet and a group left with no condition are dropped,
+    each with a note saying so, instead of refused."""
     if not isinstance(rule, dict):
         raise _fail("", 'a rule is {"all": [...]} or {"any": [...]}.')
     counter = [0]
 
-    def group(node: dict[str, Any], where: str, depth: int) -> dict[str, Any]:
+    def group(node: dict[str, Any], steps: list[tuple[str, int]], depth: int) -> dict[str, Any]:
+        where = describe_place(steps) if steps else ""
         modes = [m for m in GROUP_MODES if m in node]
         if len(modes) != 1 or len(node) != 1:
             raise _fail(where, 'a group is {"all": [...]} or {"any": [...]}.')
@@ -188,23 +248,35 @@ def validate_rule(rule: Any) -> dict[str, Any]:
         children = node[mode]
         if not isinstance(children, list):
             raise _fail(where, f'"{mode}" must hold a list of conditions.')
-        checked = []
-        for index, child in enumerate(children, start=1):
-            child_where = f"{where}.{index}" if where else f"Condition {index}"
+        checked: list[dict[str, Any]] = []
+        numbers = {"condition": 0, "group": 0}
+        for child in children:
+            kind = "group" if isinstance(child, dict) and "type" not in child else "condition"
+            numbers[kind] += 1
+            child_steps = [*steps, (kind, numbers[kind])]
             if not isinstance(child, dict):
-                raise _fail(child_where, "must be a condition or a group.")
-            if "type" in child:
+                raise _fail(describe_place(child_steps), "must be a condition or a group.")
+            if kind == "condition" and notes is not None and not child.get("type"):
+                notes.append(f"{describe_place(child_steps)} has no type chosen: left out.")
+                continue
+            if kind == "condition":
                 counter[0] += 1
                 if counter[0] > MAX_CONDITIONS:
                     raise _fail("", f"a rule has at most {MAX_CONDITIONS} conditions.")
-                checked.append(_check_condition(child, child_where))
+                checked.append(_check_condition(child, child_steps, zip_region))
             else:
                 if depth >= MAX_DEPTH:
-                    raise _fail(child_where, f"groups nest at most {MAX_DEPTH} deep.")
-                checked.append(group(child, child_where, depth + 1))
+                    raise _fail(
+                        describe_place(child_steps), f"groups nest at most {MAX_DEPTH} deep."
+                    )
+                inner = group(child, child_steps, depth + 1)
+                if notes is not None and not inner[next(iter(inner))]:
+                    notes.append(f"{describe_place(child_steps)} has no conditions: left out.")
+                    continue
+                checked.append(inner)
         return {mode: checked}
 
-    return group(rule, "", 1)
+    return group(rule, [], 1)
 
 
 # --- describing -------------------------------------------------------------------------------

@@ -383,16 +383,20 @@ def save_segment(
     raw_sql: str | None = None,
     user: User | None,
     ip_address: str | None = None,
+    zip_region: str = "",
+    notes: list[str] | None = None,
 ) -> Segment:
     """Create (segment=None) or update a rule or raw SQL segment, audited. Checks everything first:
-    a bad name, rule or query raises ValidationError and changes nothing."""
+    a bad name, rule or query raises ValidationError and changes nothing. Zip codes are checked
+    for `zip_region`; with a `notes` list, a builder draft's unchosen conditions and empty
+    groups are dropped and noted (see rules.validate_rule)."""
     name = _check_name(name, segment)
     if raw_sql is not None:
         raw_sql = clean_raw_sql(raw_sql)
         check_raw_sql(raw_sql)
         rule = {"all": []}
     else:
-        rule = validate_rule(rule if rule is not None else {"all": []})
+        rule = validate_rule(rule if rule is not None else {"all": []}, zip_region, notes)
     creating = segment is None
     if segment is None:
         segment = Segment(created_by_id=user.id if user else None)

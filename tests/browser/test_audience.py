@@ -105,6 +105,9 @@ def test_operator_imports_a_csv_then_builds_a_segment_with_a_live_count(
     assert everyone > 0
     page.fill("#name", f"Downtown readers {uuid.uuid4().hex[:6]}")
     page.click("#segments-builder .rule-group__add .rule-button--add >> text=+ Condition")
+    # A new condition starts as a picker: choose what it matches.
+    expect(page.locator('select[name="r.0.type"]')).to_have_value("")
+    page.select_option('select[name="r.0.type"]', "zip_code")
     values = page.locator('input[name="r.0.values"]')
     expect(values).to_be_visible()
     expect(page.locator("#segments-problem")).to_contain_text("enter at least one zip code")

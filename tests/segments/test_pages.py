@@ -91,7 +91,9 @@ def test_preview_of_an_incomplete_rule_says_what_to_fix(operator_client):
     form = builder_form(**{"r.0.values": ""})
     response = operator_client.post("/segments/preview", data=form, headers=HX)
     assert response.status_code == 200
-    assert "Condition 1: enter at least one zip code." in response.get_data(as_text=True)
+    assert "The first condition (zip code): enter at least one zip code." in response.get_data(
+        as_text=True
+    )
 
 
 def test_new_segment_page_and_create(operator_client, operator):
@@ -119,7 +121,10 @@ def test_invalid_segments_are_refused_with_422_and_nothing_saved(operator_client
     cases = [
         (builder_form(name=""), "Give the segment a name."),
         (builder_form(name="taken"), "Another segment already has this name."),
-        (builder_form(**{"r.0.values": ""}), "Condition 1: enter at least one zip code."),
+        (
+            builder_form(**{"r.0.values": ""}),
+            "The first condition (zip code): enter at least one zip code.",
+        ),
         (builder_form(**{"r.1.0.type": "bogus"}), "unknown condition type"),
     ]
     for data, message in cases:

@@ -247,7 +247,7 @@ def test_empty_groups_are_ignored_wherever_they_are(people):
         ([], "a rule is"),
         ({"all": [], "any": []}, "a group is"),
         ({"all": "x"}, "must hold a list"),
-        ({"all": [{"type": "nope"}]}, "Condition 1: unknown condition type"),
+        ({"all": [{"type": "nope"}]}, "The first condition: unknown condition type"),
         ({"all": [{"type": "zip_code", "values": []}]}, "enter at least one zip code"),
         ({"all": [{"type": "zip_code", "op": "like", "values": ["1"]}]}, "unknown comparison"),
         ({"all": [{"type": "created_at", "op": "before", "value": "31/12/2025"}]}, "not a date"),
@@ -257,7 +257,10 @@ def test_empty_groups_are_ignored_wherever_they_are(people):
         ({"all": [{"type": "has_label"}]}, "choose a label"),
         ({"all": [{"type": "attribute", "op": "equals", "key": "k"}]}, "enter the value"),
         ({"all": [{"all": [{"any": [{"all": [{"all": []}]}]}]}]}, "nest at most"),
-        ({"any": [{"all": [{"type": "in_upload", "upload_id": True}]}]}, "Condition 1.1"),
+        (
+            {"any": [{"all": [{"type": "in_upload", "upload_id": True}]}]},
+            "The first condition (upload) of the first group: choose an upload.",
+        ),
     ],
 )
 def test_bad_rules_are_refused_with_a_message_naming_the_condition(app, rule, message):
