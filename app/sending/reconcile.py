@@ -513,7 +513,7 @@ def reconcile_statuses(  # noqa: PLR0913 (knobs for tests and the benchmark)
     since_days: int = 7,
     send: Send | None = None,
     limit: int | None = None,
-    chunk_size: int = CHUNK_SIZE,
+    chunk_size: int | None = None,
     workers: int = READ_WORKERS,
     max_429_retries: int = MAX_429_RETRIES,
     max_pages: int | None = None,
@@ -546,7 +546,7 @@ def reconcile_statuses(  # noqa: PLR0913 (knobs for tests and the benchmark)
         since_days=since_days,
         send=send,
         limit=limit,
-        chunk_size=chunk_size,
+        chunk_size=chunk_size or CHUNK_SIZE,  # read now: a test process may lower it
         workers=workers,
         on_progress=on_progress,
     )
