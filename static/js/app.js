@@ -6,7 +6,11 @@
     root.querySelectorAll(".flash--success, .flash--info").forEach(function (el) {
       if (el.dataset.timer) return;
       el.dataset.timer = "1";
-      setTimeout(function () { el.classList.add("flash--gone"); }, 6000);
+      setTimeout(function () {
+        el.classList.add("flash--gone");
+        // Gone for good once faded: an invisible message would leave a blank band above the title.
+        setTimeout(function () { el.remove(); }, 450);
+      }, 6000);
     });
   }
 
@@ -96,12 +100,64 @@
     showTotal(form);
     markFault(form, feedback);
   });
+})();
+
+// Confirmations. A panel marked data-dismissable that htmx swaps in (send now, cancel sending,
+// the campaign review) takes the focus, so a keyboard or screen-reader user lands on the
+// question; its Cancel/Close button, or Escape, removes it and puts the focus back on the control
+// that opened it. An inline <details> confirmation (delete a campaign) does the same.
+(function () {
+  "use strict";
+  var openers = new WeakMap(); // panel's container -> the control that asked for the panel
+  function focusPanel(panel) {
+    if (!panel.hasAttribute("tabindex")) panel.setAttribute("tabindex", "-1");
+    panel.focus({ preventScroll: true });
+    panel.scrollIntoView({ block: "nearest" });
+  }
+  function close(panel) {
+    var container = panel.parentElement;
+    var opener = container && openers.get(container);
+    panel.remove();
+    if (opener && opener.isConnected) opener.focus();
+  }
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    var container = evt.detail.target;
+    if (!container || !container.querySelector) return;
+    var panel = container.matches("[data-dismissable]") ? container : container.querySelector("[data-dismissable]");
+    if (!panel) return;
+    var elt = evt.detail.requestConfig && evt.detail.requestConfig.elt;
+    var host = panel.parentElement;
+    // Asked from outside (the opener), not by a button of the panel it replaced.
+    if (elt && elt.isConnected && !host.contains(elt)) openers.set(host, elt);
+    focusPanel(panel);
+  });
   document.addEventListener("click", function (evt) {
     var button = evt.target.closest && evt.target.closest("[data-dismiss]");
     if (!button) return;
     var panel = button.closest("[data-dismissable]");
-    if (panel) panel.remove();
+    if (panel) close(panel);
   });
+  document.addEventListener("keydown", function (evt) {
+    if (evt.key !== "Escape" || !evt.target.closest) return;
+    var panel = evt.target.closest("[data-dismissable]");
+    if (panel) {
+      evt.preventDefault();
+      close(panel);
+      return;
+    }
+    var details = evt.target.closest("details.confirm-inline[open]");
+    if (details) {
+      evt.preventDefault();
+      details.open = false;
+      details.querySelector("summary").focus();
+    }
+  });
+  document.addEventListener("toggle", function (evt) {
+    var details = evt.target;
+    if (!details.matches || !details.matches("details.confirm-inline") || !details.open) return;
+    var first = details.querySelector("form button, form input:not([type=hidden])");
+    if (first) first.focus();
+  }, true);
 })();
 
 // Campaigns form: a merge field button puts `{column}` in the message at the cursor; a
@@ -146,5 +202,44 @@
       el.removeAttribute("aria-invalid");
       el.removeAttribute("aria-describedby");
     });
+  });
+})();
+
+// Live regions that htmx replaces whole (a polled progress line swapped outerHTML, the flash
+// swapped out of band) are new elements to a screen reader, which announces only changes to a
+// region it already knows. So the text of each replaced region[aria-live][id] that changed is
+// repeated in one hidden polite region that stays. Regions that stayed in place announce
+// themselves; alerts announce themselves when inserted.
+(function () {
+  "use strict";
+  var before = new Map(); // id -> { el, text } of the live regions just before a swap
+  var announcer;
+  function textOf(el) { return (el.textContent || "").replace(/\s+/g, " ").trim(); }
+  document.addEventListener("DOMContentLoaded", function () {
+    announcer = document.createElement("div");
+    announcer.id = "live-announcer";
+    announcer.className = "visually-hidden";
+    announcer.setAttribute("aria-live", "polite");
+    announcer.setAttribute("aria-atomic", "true");
+    document.body.appendChild(announcer);
+  });
+  document.addEventListener("htmx:beforeSwap", function () {
+    before.clear();
+    document.querySelectorAll("[aria-live][id]").forEach(function (el) {
+      if (el !== announcer) before.set(el.id, { el: el, text: textOf(el) });
+    });
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!announcer) return;
+    var said = [];
+    before.forEach(function (old, id) {
+      if (old.el.isConnected) return;
+      var now = document.getElementById(id);
+      if (!now || now.querySelector('[role="alert"]')) return;
+      var text = textOf(now);
+      if (text && text !== old.text) said.push(text);
+    });
+    before.clear();
+    if (said.length) announcer.textContent = said.join(" ");
   });
 })();
