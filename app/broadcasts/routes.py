@@ -56,6 +56,7 @@ from app.sending.quiet import quiet_warning, quiet_window, window_label
 from app.sending.sms import count_sms
 from app.sends.stats import display_stats
 from app.sends.views import (
+    announce_progress,
     cancel_context,
     cancel_response,
     check_statuses_response,
@@ -387,7 +388,7 @@ def progress(broadcast_id: int):
         compact=bool(request.args.get("compact")),
         **_progress_context(broadcast),
     )
-    return _page(html)
+    return announce_progress(_page(html), broadcast)
 
 
 @bp.get("/<int:broadcast_id>/recipients")

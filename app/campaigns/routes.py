@@ -37,6 +37,7 @@ from app.security import require_role
 from app.sends import is_started
 from app.sends.stats import display_stats
 from app.sends.views import (
+    announce_progress,
     cancel_context,
     cancel_response,
     check_statuses_response,
@@ -161,7 +162,7 @@ def progress(campaign_id: int):
         compact=bool(request.args.get("compact")),
         **progress_context(campaign),
     )
-    return _page(html)
+    return announce_progress(_page(html), campaign)
 
 
 @bp.get("/<int:campaign_id>/recipients")

@@ -14,13 +14,14 @@ from flask import (
     flash,
     redirect,
     render_template,
+    request,
     stream_with_context,
 )
 from redis.exceptions import RedisError
 from werkzeug.datastructures import MultiDict
 
 from app.extensions import db
-from app.htmx import hx_redirect, is_htmx, vary_on_htmx, wants_partial
+from app.htmx import hx_redirect, hx_trigger, is_htmx, vary_on_htmx, wants_partial
 from app.jobs.maintenance import (
     enqueue_send_reconcile,
     last_send_reconcile,
@@ -40,18 +41,35 @@ def progress_context(send: Send) -> dict[str, Any]:
     return dict(send=send, stats=display_stats(send) or {})
 
 
+def progress_event(send: Send) -> str:
+    """The event a sending send's progress poll announces (`broadcasts-12-progressed`): its
+    per-recipient table listens for it and fetches itself again, filter and page kept."""
+    return f"{send_kind(send)}-{send.id}-progressed"
+
+
+def announce_progress(response: Response, send: Send) -> Response:
+    """The progress poll's answer tells the page's table to refresh while the send is sending,
+    and once more from the poll that finds it done (`?live=1`: the page drew it sending), so
+    the table ends on the final statuses; a finished send's progress announces nothing."""
+    if is_sending(send) or request.args.get("live"):
+        hx_trigger(response, progress_event(send))
+    return response
+
+
 def recipients_context(send: Send, args: MultiDict[str, str]) -> dict[str, Any]:
     """The per-recipient table's context from `?status=&q=&after=` (anything is safe)."""
     status, search = clean_filters(args.get("status"), args.get("q"))
-    after = args.get("after", "")
-    page = recipients_page(send, status=status, search=search, after=after[:40])
+    after = args.get("after", "")[:40]
+    page = recipients_page(send, status=status, search=search, after=after)
     return dict(
         send=send,
         recipients=page,
         status_filter=status,
         search=search,
+        after=after,
         paged=bool(after),
         statuses=STATUSES,
+        progress_event=progress_event(send),
     )
 
 
