@@ -157,6 +157,7 @@ class FakeTwilio(FakeServer):
         callback_shuffle: bool = False,
         callback_timeout_seconds: float = 5.0,
         read_rate_500: float = 0.0,
+        read_max_rps: float = 0.0,
         max_mps: float = 0.0,
         max_mps_burst_seconds: float = 0.1,
         seed: int | None = None,
@@ -184,6 +185,10 @@ class FakeTwilio(FakeServer):
         self.callback_shuffle = callback_shuffle
         self.callback_timeout_seconds = callback_timeout_seconds
         self.read_rate_500 = read_rate_500
+        # Twilio limits API reads per account: beyond `read_max_rps` (a tenth of a second of
+        # burst, at least one) a fetch or list page is answered 429 with Retry-After.
+        self.read_max_rps = read_max_rps
+        self._read_bucket = (0.0, 0.0)
         self.max_mps = max_mps
         self.max_mps_burst_seconds = max_mps_burst_seconds
         self._bucket = (0.0, 0.0)  # (tokens, monotonic time); refilled on the first send
@@ -219,6 +224,8 @@ class FakeTwilio(FakeServer):
                 self._rng = random.Random(self.seed)
             if "max_mps" in options:
                 self._bucket = (0.0, 0.0)
+            if "read_max_rps" in options:
+                self._read_bucket = (0.0, 0.0)
 
     def _options_changed(self) -> None:
         credentials = f"{self.account_sid}:{self.auth_token}".encode()
@@ -294,6 +301,27 @@ class FakeTwilio(FakeServer):
         self._callbacks.clear()
         super().reset()
 
+    def control_actions(self) -> dict[str, Any]:
+        return {"add_messages": self._add_messages}
+
+    def control_views(self) -> dict[str, Any]:
+        return {"statuses": self.statuses}
+
+    def _add_messages(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """`POST /_fake/add_messages {"messages": [{to, body, status, error_code}]}` (a fake in
+        another process): `add_message` for each; returns their SIDs in order."""
+        return {
+            "sids": [
+                self.add_message(m["to"], m["body"], m.get("status", "sent"), m.get("error_code"))
+                for m in payload["messages"]
+            ]
+        }
+
+    def statuses(self) -> dict[str, str]:
+        """{SID: status} of every message (`GET /_fake/statuses`)."""
+        with self._lock:
+            return {record["sid"]: record["status"] for record in self._records}
+
     def stats(self) -> dict[str, Any]:
         with self._lock:
             return {
@@ -364,7 +392,29 @@ class FakeTwilio(FakeServer):
         if delay > 0:
             time.sleep(delay / 1000)
 
+    def _read_over_limit(self) -> bool:
+        now = time.monotonic()
+        capacity = max(1.0, self.read_max_rps * 0.1)
+        with self._lock:
+            tokens, last = self._read_bucket
+            tokens = (
+                capacity
+                if last == 0.0
+                else min(capacity, tokens + (now - last) * self.read_max_rps)
+            )
+            over = tokens < 1.0
+            if over:
+                self.reads_rate_limited += 1
+            else:
+                tokens -= 1.0
+            self._read_bucket = (tokens, now)
+        return over
+
     def _read_failure(self) -> Response | None:
+        if self.read_max_rps and self._read_over_limit():
+            response = twilio_error(429, 20429)
+            response.headers = {**(response.headers or {}), "Retry-After": "1"}
+            return response
         if self._read_429_left:
             with self._lock:
                 burst = self._read_429_left > 0
