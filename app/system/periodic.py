@@ -25,6 +25,7 @@ from app.jobs.schedule import PERIODIC_JOBS, PeriodicJob
 from app.models import JobOutcome, JobRun
 
 RUN_NOW_PREFIX = "run-now-"
+_ASK = object()
 # A `running` row older than this belonged to a worker that died (the tick closes such rows).
 RUNNING_AT_MOST = timedelta(hours=2)
 
@@ -215,8 +216,9 @@ class PeriodicJobStatus:
     last_run: JobRun | None  # the latest finished run
     running: JobRun | None  # a run in progress (its counts so far)
     pending: Pending | None  # queued, not yet picked up by a worker
-    # Whether the scheduler holds the job (None: Redis did not answer).
+    # Whether the scheduler holds the job, and whether it runs (None: Redis did not answer).
     registered: bool | None
+    scheduler_running: bool | None
     now: datetime
 
     @property
@@ -272,9 +274,28 @@ def _registered(app: Flask, job: PeriodicJob) -> bool:
     return get_redis(app).zscore(Scheduler.scheduled_jobs_key, job.job_id) is not None
 
 
+def scheduler_running(app: Flask) -> bool | None:
+    """Whether an rq-scheduler process is alive (its instance key, kept by its heartbeat, has
+    no death mark); None when Redis does not answer."""
+    try:
+        connection = get_redis(app)
+        prefix = Scheduler.redis_scheduler_namespace_prefix
+        for key in connection.scan_iter(match=prefix + "*", count=500):
+            if not connection.hexists(key, "death"):
+                return True
+    except (RedisError, OSError):
+        return None
+    return False
+
+
 def periodic_job_status(
-    app: Flask, job: PeriodicJob, now: datetime, zone: ZoneInfo
+    app: Flask,
+    job: PeriodicJob,
+    now: datetime,
+    zone: ZoneInfo,
+    scheduler_alive: bool | None | object = _ASK,
 ) -> PeriodicJobStatus:
+    """One job's status; `scheduler_alive` is asked of Redis unless the caller knows it."""
     last, running = _runs(job, now)
     try:
         pending = pending_run(app, job)
@@ -295,12 +316,14 @@ def periodic_job_status(
         running=running,
         pending=pending,
         registered=registered,
+        scheduler_running=scheduler_running(app) if scheduler_alive is _ASK else scheduler_alive,  # type: ignore[arg-type]
         now=now,
     )
 
 
 def periodic_job_statuses(app: Flask, now: datetime, zone: ZoneInfo) -> list[PeriodicJobStatus]:
-    return [periodic_job_status(app, job, now, zone) for job in PERIODIC_JOBS]
+    alive = scheduler_running(app)
+    return [periodic_job_status(app, job, now, zone, alive) for job in PERIODIC_JOBS]
 
 
 # --- Run now -------------------------------------------------------------------------------

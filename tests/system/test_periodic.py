@@ -113,15 +113,29 @@ def test_every_periodic_job_is_listed_with_its_schedule_and_next_run(viewer_clie
         assert f'id="system-periodic-{job.id}"' in html
     assert "Every minute" in html and "(America/Detroit)" in html
     assert "Never run yet" in html
-    # Nothing registered in this Redis: the page says the jobs will not run by themselves.
-    assert "The scheduler does not hold this job" in html
+    # No scheduler runs against this Redis: the page says the jobs will not run by themselves.
+    assert "The scheduler is not running, so these jobs do not run by themselves" in html
     # Nothing is queued or running: no row polls.
     assert 'hx-trigger="every 2s"' not in html
 
 
-def test_a_job_the_scheduler_holds_has_no_warning(viewer_client, redis_conn):
-    register_periodic_jobs(Scheduler(queue_name=QUEUE_DEFAULT, connection=redis_conn))
-    assert "The scheduler does not hold this job" not in periodic_html(viewer_client)
+def test_a_running_scheduler_that_holds_every_job_needs_no_warning(viewer_client, redis_conn):
+    scheduler = Scheduler(queue_name=QUEUE_DEFAULT, connection=redis_conn)
+    scheduler.register_birth()  # what `python worker.py scheduler` does first
+    register_periodic_jobs(scheduler)
+    html = periodic_html(viewer_client)
+    assert "The scheduler is not running" not in html
+    assert "The scheduler does not hold this job" not in html
+
+    # A job it lost (a release added it and the scheduler was not restarted) is pointed out.
+    scheduler.cancel("periodic-retention")
+    html = periodic_html(viewer_client)
+    row = html[html.index('id="system-periodic-retention"') :]
+    assert "The scheduler does not hold this job" in row[: row.index("</li>")]
+    assert html.count("The scheduler does not hold this job") == 1
+
+    scheduler.register_death()
+    assert "The scheduler is not running" in periodic_html(viewer_client)
 
 
 def test_a_viewer_sees_no_run_now_button_and_is_refused_the_post(viewer_client, redis_conn):
