@@ -1,5 +1,6 @@
 """An operator edits the upcoming broadcast and reschedules it, then sends it now with the
-simulator and a real worker, and watches the progress bar reach done and the figures appear;
+simulator and a real worker, and watches the progress bar reach done, the recipients table
+follow it without a reload, and the figures appear;
 in Chromium, on a laptop and in a 320-px sidebar-sized window."""
 
 from __future__ import annotations
@@ -209,6 +210,11 @@ def test_operator_sends_now_and_watches_the_progress_reach_done(
         "every 2s"
     )
     screenshot(page, "broadcasts-sending-1280.png")
+    # Nothing has gone out yet: the per-recipient table lists queued messages.
+    rows = page.locator("#broadcasts-recipients tbody tr")
+    expect(rows.first).to_contain_text("queued")
+    watched = page.locator(f"#{rows.first.get_attribute('id')}")
+    page.evaluate("window.__sameDocument = true")  # gone if the page reloads
 
     # Only now does a worker (and the scheduler for the simulator's receipts) start.
     processes = [
@@ -216,8 +222,15 @@ def test_operator_sends_now_and_watches_the_progress_reach_done(
         for args in (["worker"], ["scheduler", "--interval", "1"])
     ]
     try:
+        # The table follows the progress by itself: the watched row leaves "queued".
+        expect(watched).not_to_contain_text("queued", timeout=60_000)
+        assert page.evaluate("window.__sameDocument === true"), "the page reloaded"
         done = page.locator(f"#broadcasts-done-{broadcast_id}")
         expect(done).to_be_visible(timeout=60_000)
+        # The poll that found it done refreshed the table once more; then it stops listening.
+        expect(watched).to_contain_text(re.compile(r"\b(sent|delivered)\b"))
+        expect(page.locator("#broadcasts-recipients-live")).to_have_count(0)
+        assert page.evaluate("window.__sameDocument === true"), "the page reloaded"
         expect(bar).to_have_count(0)
         progress = page.locator(f"#broadcasts-progress-{broadcast_id}")
         assert progress.get_attribute("hx-trigger") is None  # polling stopped
