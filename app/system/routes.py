@@ -17,6 +17,7 @@ from flask import (
 )
 from flask_login import current_user
 
+from app.audit.services import record_audit
 from app.extensions import db
 from app.htmx import hx_trigger, is_htmx, vary_on_htmx, wants_partial
 from app.inbound.services import possible_opt_out_count, resolve_possible_opt_out
@@ -221,9 +222,19 @@ def run_periodic_job(job_id: str):
     one is already queued or running, 503 when Redis does not answer."""
     job = _periodic_job_or_404(job_id)
     try:
-        run_now(current_app, job, utcnow(), _at_local)
+        queued = run_now(current_app, job, utcnow(), _at_local)
     except RunRefused as refused:
         abort(refused.status, description=refused.message)
+    record_audit(
+        "periodic_job.run_now",
+        user=current_user,
+        object_type="periodic_job",
+        object_id=job.id,
+        summary=f"Queued a run of {job.id} on the {job.queue} queue",
+        details={"rq_job_id": queued.id},
+        ip_address=request.remote_addr,
+    )
+    db.session.commit()
     flash(queued_message(current_app, job), "success")
     if is_htmx():
         return _periodic_row(job_id) + render_template("partials/_flash_oob.html")

@@ -16,7 +16,7 @@ from rq_scheduler import Scheduler
 from app.extensions import db
 from app.jobs import QUEUE_DEFAULT, QUEUE_MAINTENANCE
 from app.jobs.schedule import PERIODIC_JOBS, register_periodic_jobs
-from app.models import JobOutcome, JobRun, Role, utcnow
+from app.models import AuditLog, JobOutcome, JobRun, Role, utcnow
 from app.system.periodic import (
     counts_in_words,
     duration_in_words,
@@ -165,6 +165,11 @@ def test_operators_and_admins_queue_a_run_on_the_jobs_queue(client, make_user, r
     assert job.func_name == "app.jobs.maintenance.apply_retention" and job.timeout == 3600
     # Nothing ran in the web process.
     assert db.session.scalar(sa.select(sa.func.count()).select_from(JobRun)) == 0
+    entry = db.session.scalars(
+        sa.select(AuditLog).where(AuditLog.action == "periodic_job.run_now")
+    ).one()
+    assert (entry.object_type, entry.object_id) == ("periodic_job", "retention")
+    assert entry.summary == "Queued a run of retention on the maintenance queue"
 
 
 def test_a_second_run_now_is_refused_while_the_first_is_queued(operator_client, redis_conn):
