@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask import current_app, request
 
 from app.api.auth import api_user, needs
-from app.api.common import client_ip, get_or_problem, keyset_page
+from app.api.common import client_ip, get_or_problem, json_body, keyset_page
 from app.api.problems import ApiProblem
 from app.api.routes import bp
 from app.api.schemas import Contact as ContactBody
@@ -150,7 +150,7 @@ def get_contact(contact_id: int):
 def patch_contact(contact_id: int):
     """Change name, email, zip code or attributes (the given ones; attributes replace them all)."""
     contact = get_or_problem(Contact, contact_id, "contact")
-    patch: ContactPatch = request.context.json
+    patch: ContactPatch = json_body()
     given = patch.model_fields_set
     update_contact(
         contact,
@@ -170,7 +170,7 @@ def patch_contact(contact_id: int):
 
 def _subscription(contact_id: int, subscribed: bool) -> SubscriptionResult:
     contact = get_or_problem(Contact, contact_id, "contact")
-    body: SubscriptionChange = request.context.json
+    body: SubscriptionChange = json_body()
     cancelled = set_subscription(
         contact, subscribed=subscribed, reason=body.reason, user=api_user(), ip_address=client_ip()
     )

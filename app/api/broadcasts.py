@@ -18,6 +18,7 @@ from app.api.common import (
     client_ip,
     etag_of,
     get_or_problem,
+    json_body,
     keyset_page,
     zone,
 )
@@ -289,7 +290,7 @@ def patch_upcoming():
     """Change the upcoming broadcast: texts, delay, batch size, one-off run time, segment
     shares. Send `If-Match` with the ETag you read; every field is checked as on the dashboard
     and nothing changes when one is refused."""
-    patch: UpcomingPatch = request.context.json
+    patch: UpcomingPatch = json_body()
     current = upcoming_broadcast()
     if current is not None:
         db.session.refresh(current, with_for_update=True)
@@ -418,7 +419,7 @@ def get_schedule():
 def put_schedule():
     """Replace the weekly schedule: a new version (the old ones stay as history); the upcoming
     broadcast is planned again. Times go in 15-minute steps, inside quiet hours when on."""
-    body: Schedule = request.context.json
+    body: Schedule = json_body()
     times = {day: getattr(body, day) for day in WEEKDAYS}
     for day, at in times.items():
         if at is not None and at.tzinfo is not None:

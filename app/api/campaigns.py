@@ -14,7 +14,15 @@ from redis.exceptions import RedisError
 
 from app.api.auth import api_user, needs
 from app.api.broadcasts import cancel, recipient_list, reconcile
-from app.api.common import check_if_match, client_ip, etag_of, get_or_problem, keyset_page, zone
+from app.api.common import (
+    check_if_match,
+    client_ip,
+    etag_of,
+    get_or_problem,
+    json_body,
+    keyset_page,
+    zone,
+)
 from app.api.idempotency import idempotent
 from app.api.problems import ApiProblem
 from app.api.routes import bp
@@ -40,6 +48,7 @@ from app.api.spec import (
     api,
     responses,
     takes_header,
+    takes_multipart,
 )
 from app.api.uploads import upload_body
 from app.campaigns.services import (
@@ -246,7 +255,6 @@ def _import_file(body: CampaignCreate, file: Any) -> Upload:
 @idempotent
 @api.validate(
     json=CampaignCreate,
-    form=CampaignMultipart,
     resp=responses(CampaignCreated, 201),
     tags=TAG,
     operation_id="createCampaign",
@@ -264,7 +272,7 @@ def create_campaign():
         upload = _import_file(body, file)
         body = body.model_copy(update={"upload_id": upload.id})
     else:
-        body = request.context.json
+        body = json_body()
     try:
         saved = _save(None, body)
     except ValidationError as exc:
@@ -285,6 +293,7 @@ def create_campaign():
 
 
 takes_header("createCampaign", IDEMPOTENCY_HEADER)
+takes_multipart("createCampaign", CampaignMultipart)
 ETAG_OPERATIONS.add("createCampaign")
 
 
@@ -296,7 +305,7 @@ ETAG_OPERATIONS.add("createCampaign")
 def estimate_campaign():
     """How many people a target reaches now, without saving anything (the start's own query);
     a target that does not work says why in `error`."""
-    body: CampaignTarget = request.context.json
+    body: CampaignTarget = json_body()
     values = CampaignInput(
         first_message=body.first_message,
         target_kind=body.target_kind,
@@ -351,7 +360,7 @@ def _editable(campaign_id: int) -> Campaign:
 def patch_campaign(campaign_id: int):
     """Change a campaign that has not started (send `If-Match` with its ETag); the whole
     campaign is checked again as on the dashboard, and nothing changes when it is refused."""
-    patch: CampaignPatch = request.context.json
+    patch: CampaignPatch = json_body()
     campaign = _editable(campaign_id)
     check_if_match(campaign_etag(campaign))
     current = {

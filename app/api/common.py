@@ -79,3 +79,13 @@ def get_or_problem(model: Any, object_id: int, what: str) -> Any:
     if found is None:
         raise ApiProblem(404, f"There is no {what} {object_id}.")
     return found
+
+
+def json_body() -> Any:
+    """The validated JSON body; a body sent as a form (or anything but JSON) is a 415."""
+    body = getattr(getattr(request, "context", None), "json", None)
+    if body is None:
+        raise ApiProblem(
+            415, "Send the body as JSON (Content-Type: application/json).", field="body"
+        )
+    return body

@@ -102,6 +102,15 @@ def takes_header(operation_id: str, header: dict[str, Any]) -> None:
     HEADERS.setdefault(operation_id, []).append(header)
 
 
+# Operation id → a multipart/form-data body (spectree would validate it itself and cannot
+# report errors about uploaded files, so the view checks it and the document gets it here).
+MULTIPART: dict[str, type[BaseModel]] = {}
+
+
+def takes_multipart(operation_id: str, model: type[BaseModel]) -> None:
+    MULTIPART[operation_id] = model
+
+
 def openapi_document() -> dict[str, Any]:
     """The spec spectree generates from the views, with what it cannot say: problem+json error
     bodies, the Idempotency-Key and If-Match headers, ETag and Retry-After response headers."""
@@ -115,6 +124,14 @@ def openapi_document() -> dict[str, Any]:
             operation_id = operation.get("operationId", "")
             for header in HEADERS.get(operation_id, []):
                 operation.setdefault("parameters", []).append(header)
+            if operation_id in MULTIPART:
+                model = MULTIPART[operation_id]
+                spec["components"]["schemas"][model.__name__] = model.model_json_schema()
+                body = operation.setdefault("requestBody", {"content": {}, "required": True})
+                body["content"]["multipart/form-data"] = {
+                    "schema": {"$ref": f"#/components/schemas/{model.__name__}"},
+                    "encoding": {"file": {"contentType": "text/csv"}},
+                }
             responses = operation.setdefault("responses", {})
             for code, response in responses.items():
                 content = response.get("content") or {}
@@ -123,10 +140,12 @@ def openapi_document() -> dict[str, Any]:
                 if code in ("200", "201") and operation_id in ETAG_OPERATIONS:
                     response["headers"] = ETAG
             for code, description in (
+                ("400", "The request cannot be read (a NUL character, a body that is not JSON)"),
                 ("401", "No valid API token"),
                 ("403", "The token's role may not do this"),
                 ("404", "No such object"),
                 ("413", "The request body is too large"),
+                ("415", "The body must be JSON"),
                 ("429", "Too many requests: wait Retry-After seconds"),
             ):
                 responses.setdefault(
