@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from app.audit.services import record_audit
 from app.contacts.phones import normalize_phone
@@ -21,15 +22,17 @@ from app.models import (
     ContactSource,
     InboundMessage,
     Keyword,
+    MessageStatus,
     MissiveConversation,
     OutboundMessage,
+    Setting,
     Step,
     User,
     utcnow,
 )
 from app.sending.cancel import cancel_pending_messages
 from app.sending.outbound import first_of_same_send
-from app.settings.services import keyword_lists
+from app.settings.services import KEYWORDS_SETTING, keyword_lists
 from app.validation import ValidationError
 
 MAX_BODY = 10_000  # an SMS is at most 1,600 characters; anything longer is cut, not refused
@@ -76,12 +79,16 @@ class InboundResult:
         return ", ".join(parts + self.notes)[:200]
 
 
-def get_or_create_contact(phone: str) -> tuple[int, bool]:
+def get_or_create_contact(
+    phone: str, existing: int | None = None, *, looked_up: bool = False
+) -> tuple[int, bool]:
     """The contact with this E.164 number, created (`source = conversation`: the person texted
     in or was synced from Missive) if new. Returns (id, created). A contact that already exists
-    keeps its source: a reply to a campaign-only (`upload`) contact is not a broadcast opt-in."""
-    existing = db.session.scalar(sa.select(Contact.id).where(Contact.phone == phone))
-    if existing is not None:  # the common case: one query
+    keeps its source: a reply to a campaign-only (`upload`) contact is not a broadcast opt-in.
+    `looked_up`: the caller has looked for it already and found `existing` (None: no contact)."""
+    if not looked_up:
+        existing = db.session.scalar(sa.select(Contact.id).where(Contact.phone == phone))
+    if existing is not None:  # the common case: no statement, or one
         return existing, False
     new_id = insert_ignore(
         Contact.__table__,
@@ -99,10 +106,8 @@ def get_or_create_contact(phone: str) -> tuple[int, bool]:
     return db.session.scalar(sa.select(Contact.id).where(Contact.phone == phone)), False
 
 
-def latest_outbound_within(contact_id: int, at: datetime, window_hours: int) -> int | None:
-    """The outbound message a message received `at` answers: the latest one sent to the contact
-    in the `window_hours` before it (a message never sent cannot be answered)."""
-    return db.session.scalar(
+def _latest_outbound_query(contact_id, at: datetime, window_hours: int) -> sa.Select:
+    return (
         sa.select(OutboundMessage.id)
         .where(
             OutboundMessage.contact_id == contact_id,
@@ -115,33 +120,85 @@ def latest_outbound_within(contact_id: int, at: datetime, window_hours: int) -> 
     )
 
 
-def cancel_follow_ups_after_reply(contact_id: int, at: datetime) -> int:
-    """Cancel the contact's pending follow-ups of every send whose first message reached them
-    before the reply (reason `replied`): the same rule the engine re-checks when it claims a
-    follow-up, so what the dashboard shows now is what will happen."""
+def latest_outbound_within(contact_id: int, at: datetime, window_hours: int) -> int | None:
+    """The outbound message a message received `at` answers: the latest one sent to the contact
+    in the `window_hours` before it (a message never sent cannot be answered)."""
+    return db.session.scalar(_latest_outbound_query(contact_id, at, window_hours))
+
+
+@dataclass(frozen=True)
+class InboundContext:
+    keywords: object  # the stored extra keywords (the Settings value), or None
+    contact_id: int | None
+    reply_to_id: int | None
+
+
+def inbound_context(phone: str | None, at: datetime, window_hours: int) -> InboundContext:
+    """What classifying and linking an SMS from `phone` needs, in one statement: the extra
+    keywords, the sender's contact id and the outbound message the SMS answers (the webhook's
+    first statement instead of three)."""
+    keywords = sa.select(Setting.value).where(Setting.key == KEYWORDS_SETTING).scalar_subquery()
+    if phone is None:
+        return InboundContext(db.session.scalar(sa.select(keywords)), None, None)
+    contact = sa.select(Contact.id).where(Contact.phone == phone).scalar_subquery()
+    reply_to = _latest_outbound_query(contact, at, window_hours).scalar_subquery()
+    row = db.session.execute(sa.select(keywords, contact, reply_to)).one()
+    return InboundContext(row[0], row[1], row[2] if row[1] is not None else None)
+
+
+def _cancel_after_reply(contact_id: int, at: datetime) -> sa.Update:
     first = OutboundMessage.__table__.alias("first")
     follow = OutboundMessage.__table__
-    sends = db.session.execute(
-        sa.select(follow.c.broadcast_id, follow.c.campaign_id)
-        .join(first, first_of_same_send(follow, first))
+    return (
+        sa.update(follow)
         .where(
             follow.c.contact_id == contact_id,
             follow.c.step == Step.SECOND,
             follow.c.status.in_(PENDING_STATUSES),
+            first_of_same_send(follow, first),
             sa.func.coalesce(first.c.sent_at, first.c.created_at) <= at,
         )
-        .distinct()
-    ).all()
-    return sum(
-        cancel_pending_messages(
-            [contact_id],
-            "replied",
-            broadcast_id=broadcast_id,
-            campaign_id=campaign_id,
-            step=Step.SECOND,
-        )
-        for broadcast_id, campaign_id in sends
+        .values(status=MessageStatus.CANCELLED, cancel_reason="replied", updated_at=utcnow())
     )
+
+
+def cancel_follow_ups_after_reply(contact_id: int, at: datetime) -> int:
+    """Cancel the contact's pending follow-ups of every send whose first message reached them
+    before the reply (reason `replied`): the same rule the engine re-checks when it claims a
+    follow-up, so what the dashboard shows now is what will happen. One UPDATE."""
+    return db.session.execute(_cancel_after_reply(contact_id, at)).rowcount or 0
+
+
+def insert_reply(values: dict, contact_id: int, at: datetime) -> tuple[int | None, int]:
+    """Store a reply once and cancel the follow-ups it answers, together: returns (the new
+    inbound id or None for a duplicate, follow-ups cancelled). On PostgreSQL one statement (the
+    cancel runs only when the insert did), elsewhere two."""
+    table = InboundMessage.__table__
+    if db.session.get_bind().dialect.name != "postgresql":
+        inbound_id = insert_ignore(table, values, ["provider_id"])
+        if inbound_id is None:
+            return None, 0
+        return inbound_id, cancel_follow_ups_after_reply(contact_id, at)
+    inserted = (
+        postgresql.insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["provider_id"])
+        .returning(table.c.id)
+        .cte("inserted")
+    )
+    cancelled = (
+        _cancel_after_reply(contact_id, at)
+        .where(sa.exists(sa.select(inserted.c.id)))
+        .returning(OutboundMessage.__table__.c.id)
+        .cte("cancelled")
+    )
+    row = db.session.execute(
+        sa.select(
+            sa.select(inserted.c.id).scalar_subquery(),
+            sa.select(sa.func.count()).select_from(cancelled).scalar_subquery(),
+        )
+    ).one()
+    return row[0], row[1] or 0
 
 
 def record_inbound(sms: InboundSMS, *, reply_window_hours: int) -> InboundResult:
@@ -152,34 +209,37 @@ def record_inbound(sms: InboundSMS, *, reply_window_hours: int) -> InboundResult
     resubscribes, HELP does nothing here (the route answers it), anything else is a reply that
     cancels the pending follow-up.
     """
-    result = InboundResult(keyword=classify(sms.body, keyword_lists()))
-    result.possible_opt_out = result.keyword is None and looks_like_opt_out(sms.body)
     received_at = sms.received_at or utcnow()
     phone = normalize_phone(sms.phone)
+    context = inbound_context(phone, received_at, reply_window_hours)
+    result = InboundResult(keyword=classify(sms.body, keyword_lists(context.keywords)))
+    result.possible_opt_out = result.keyword is None and looks_like_opt_out(sms.body)
     if phone is not None:
-        result.contact_id, result.contact_created = get_or_create_contact(phone)
-        result.reply_to_id = latest_outbound_within(
-            result.contact_id, received_at, reply_window_hours
+        result.contact_id, result.contact_created = get_or_create_contact(
+            phone, context.contact_id, looked_up=True
         )
+        result.reply_to_id = context.reply_to_id
     else:
         result.notes.append("sender is not a phone number")
-    result.inbound_id = insert_ignore(
-        InboundMessage.__table__,
-        {
-            "provider_id": sms.provider_id,
-            "provider": sms.provider,
-            "phone": phone or (sms.phone or "")[:20],
-            "body": (sms.body or "")[:MAX_BODY],
-            "received_at": received_at,
-            "contact_id": result.contact_id,
-            "reply_to_id": result.reply_to_id,
-            "keyword": result.keyword.value if result.keyword else None,
-            "review": POSSIBLE_OPT_OUT if result.possible_opt_out and phone else None,
-            "missive_conversation_id": sms.missive_conversation_id,
-            "created_at": utcnow(),
-        },
-        ["provider_id"],
-    )
+    values = {
+        "provider_id": sms.provider_id,
+        "provider": sms.provider,
+        "phone": phone or (sms.phone or "")[:20],
+        "body": (sms.body or "")[:MAX_BODY],
+        "received_at": received_at,
+        "contact_id": result.contact_id,
+        "reply_to_id": result.reply_to_id,
+        "keyword": result.keyword.value if result.keyword else None,
+        "review": POSSIBLE_OPT_OUT if result.possible_opt_out and phone else None,
+        "missive_conversation_id": sms.missive_conversation_id,
+        "created_at": utcnow(),
+    }
+    if result.keyword is None and result.contact_id is not None and not result.contact_created:
+        # A reply: stored and its follow-ups cancelled in one go.
+        result.inbound_id, result.cancelled = insert_reply(values, result.contact_id, received_at)
+        result.duplicate = result.inbound_id is None
+        return result
+    result.inbound_id = insert_ignore(InboundMessage.__table__, values, ["provider_id"])
     if result.inbound_id is None:
         result.duplicate = True
         return result
@@ -209,8 +269,6 @@ def record_inbound(sms: InboundSMS, *, reply_window_hours: int) -> InboundResult
                 actor=f"{phone} (inbound START)",
             )
             result.subscription_changed = True
-    elif result.keyword is None:
-        result.cancelled = cancel_follow_ups_after_reply(result.contact_id, received_at)
     return result
 
 

@@ -1,5 +1,5 @@
-"""The every-minute tick: start a due broadcast and due campaigns, release due follow-ups and retries, recover
-stale claims, finish broadcasts and refresh their statistics, keep sending."""
+"""The every-minute tick: start a due broadcast and due campaigns, release due follow-ups and retries, sweep
+pending status callbacks, recover stale claims, finish broadcasts and refresh their statistics, keep sending."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from app.jobs.sending import enqueue_sending
 from app.models import JobOutcome, JobRun, utcnow
 from app.sending.recovery import recover_stale_claims, release_due
 from app.sends.stats import finish_sends, refresh_recent_stats
+from app.webhooks.inbox import apply_pending_callbacks
 
 # A job run still "running" after this long belonged to a worker that died; it is closed.
 ABANDONED_RUN_AFTER = timedelta(hours=2)
@@ -43,6 +44,11 @@ def tick() -> dict[str, Any]:
         # Campaign labels whose job was lost (Redis down at save time, a delayed retry lost).
         run.counts["label_jobs_enqueued"] = enqueue_pending_labels(app)
         run.counts.update(release_due())
+        # Status callbacks the applier job has not taken (Redis or the workers were down),
+        # before recovery would look their messages up at the provider.
+        swept = apply_pending_callbacks()
+        run.counts["callbacks_applied"] = swept["applied"] + swept["unchanged"]
+        run.counts["callbacks_waiting"] = swept["busy"] + swept["waiting"]
         run.counts.update(recover_stale_claims(app))
         run.counts["sends_finished"] = finish_sends()
         run.counts["stats_refreshed"] = refresh_recent_stats()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -18,6 +22,8 @@ from app.models import (
 )
 from app.sending.contacts import EXCLUDE_AT_ONCE_CODES, exclude_contacts
 from app.sending.outbound import after_first_accepted
+
+T = OutboundMessage.__table__
 
 # How far along each provider status is. A status only ever replaces one of lower rank, so a late
 # `sent` never overwrites `delivered`, and a duplicate changes nothing.
@@ -67,87 +73,193 @@ class StatusUpdate:
     error_message: str | None = None
 
 
-def apply_status_update(update: StatusUpdate) -> bool:
-    """Apply one provider status to its message (found by our id, else by SID); returns whether
-    anything changed. Unknown provider statuses are stored but move nothing. The caller commits.
+class Applied(enum.StrEnum):
+    """What one status update did."""
 
-    The rank check is in the UPDATE's WHERE, so two callbacks racing each other cannot move a
-    message backwards. A message still `sending` or `unknown` is resolved by a callback: it
-    becomes `sent` (or its final status) with the SID, and a first message gets its follow-up
-    (`after_first_accepted`), so a worker that died after the provider accepted loses nothing.
-    """
-    status = (update.provider_status or "").strip().lower()[:40]
-    if not status or (update.message_id is None and not update.provider_sid):
-        return False
-    rank = PROVIDER_RANK.get(status)
-    table = OutboundMessage.__table__
-    where = []
+    APPLIED = "applied"
+    NO_CHANGE = "no change"  # a duplicate, a late arrival, a message not ours to move
+    NO_MESSAGE = "no message"  # no row has this id or SID (yet: the worker may record it)
+    BUSY = "busy"  # the row was locked by someone else (skip_locked): try again shortly
+
+
+_MESSAGE_COLUMNS = (
+    T.c.id,
+    T.c.status,
+    T.c.provider_status,
+    T.c.provider_sid,
+    T.c.step,
+    T.c.contact_id,
+    T.c.sent_at,
+    T.c.delivered_at,
+    T.c.failed_at,
+    T.c.error_code,
+    T.c.error_message,
+)
+_WRITTEN = (
+    "status",
+    "provider_status",
+    "provider_sid",
+    "sent_at",
+    "delivered_at",
+    "failed_at",
+    "error_code",
+    "error_message",
+)
+
+
+def _rank(provider_status: str | None) -> int:
+    return PROVIDER_RANK.get(provider_status or "", 0)
+
+
+def _matches(row: dict[str, Any], update: StatusUpdate) -> bool:
+    # Found by our id, a callback's SID must agree with the one we recorded (if any).
     if update.message_id is not None:
-        where.append(table.c.id == update.message_id)
-        if update.provider_sid:
-            where.append(
-                sa.or_(table.c.provider_sid.is_(None), table.c.provider_sid == update.provider_sid)
-            )
-    else:
-        where.append(table.c.provider_sid == update.provider_sid)
+        return not update.provider_sid or row["provider_sid"] in (None, update.provider_sid)
+    return row["provider_sid"] == update.provider_sid
 
-    now = utcnow()
+
+def _apply(row: dict[str, Any], update: StatusUpdate, status: str, now: datetime) -> bool:
+    """One update on the row's current values, in memory: the rules of the SQL that used to do
+    it row by row. Returns whether it changed anything."""
+    rank = PROVIDER_RANK.get(status)
+    if row["status"] not in UPDATABLE:
+        return False
     if rank is None:
         # A status value we have never seen: keep it for the record while nothing final is set.
-        stmt = (
-            sa.update(table)
-            .where(
-                *where,
-                table.c.status.in_(UPDATABLE),
-                provider_rank_sql(table.c.provider_status) < 5,
-            )
-            .values(provider_status=status)
-        )
-        return bool(db.session.execute(stmt).rowcount)
-
-    values: dict = {"provider_status": status}
-    new_status = PROVIDER_TO_STATUS.get(status, MessageStatus.SENT)
-    values["status"] = new_status
-    if update.provider_sid:
-        values["provider_sid"] = sa.func.coalesce(table.c.provider_sid, update.provider_sid)
-    values["sent_at"] = sa.func.coalesce(table.c.sent_at, now)
-    if new_status == MessageStatus.DELIVERED:
-        values["delivered_at"] = sa.func.coalesce(table.c.delivered_at, now)
-    elif new_status in FAILED_STATUSES:
-        values["failed_at"] = sa.func.coalesce(table.c.failed_at, now)
-        values["error_code"] = update.error_code
-        values["error_message"] = update.error_message
-    newer = provider_rank_sql(table.c.provider_status) < rank
-    returning = (table.c.id, table.c.contact_id, table.c.step, table.c.sent_at)
-    # The usual case first: a message the worker recorded. Two statements at most, each by
-    # primary key or the SID's unique index.
-    row = db.session.execute(
-        sa.update(table)
-        .where(*where, table.c.status.in_(RECORDED), newer)
-        .values(**values)
-        .returning(*returning)
-    ).first()
-    if row is None:
-        if new_status not in FAILED_STATUSES:
-            values["error_message"] = None  # the "read timeout" that left it unknown
-        row = db.session.execute(
-            sa.update(table)
-            .where(*where, table.c.status.in_(IN_FLIGHT_STATUSES), newer)
-            .values(**values)
-            .returning(*returning)
-        ).first()
-        if row is None:
+        if _rank(row["provider_status"]) >= 5:
             return False
-        if row.step == Step.FIRST:
-            after_first_accepted([row.id], row.sent_at or now)
-    if update.error_code in EXCLUDE_AT_ONCE_CODES:
-        exclude_contacts(
-            [row.contact_id],
-            ExcludeReason.UNDELIVERABLE,
-            f"carrier error {update.error_code} on message {row.id}",
-        )
+        row["provider_status"] = status
+        return True
+    if _rank(row["provider_status"]) >= rank:
+        return False
+    in_flight = row["status"] in IN_FLIGHT_STATUSES
+    new_status = PROVIDER_TO_STATUS.get(status, MessageStatus.SENT)
+    row["provider_status"] = status
+    row["status"] = new_status
+    if update.provider_sid and row["provider_sid"] is None:
+        row["provider_sid"] = update.provider_sid
+    row["sent_at"] = row["sent_at"] or now
+    if new_status == MessageStatus.DELIVERED:
+        row["delivered_at"] = row["delivered_at"] or now
+    elif new_status in FAILED_STATUSES:
+        row["failed_at"] = row["failed_at"] or now
+        row["error_code"] = update.error_code
+        row["error_message"] = update.error_message
+    elif in_flight:
+        row["error_message"] = None  # the "read timeout" that left it unknown
     return True
 
 
-def apply_status_updates(updates: list[StatusUpdate]) -> int:
-    return sum(apply_status_update(update) for update in updates)
+def apply_status_updates(
+    updates: Sequence[StatusUpdate], *, skip_locked: bool = False, now: datetime | None = None
+) -> list[Applied]:
+    """Apply provider statuses in bulk, in the order given; returns what each one did. The
+    caller commits.
+
+    Monotonic: a status only replaces one of lower rank, so a late `sent` never overwrites
+    `delivered` and a duplicate changes nothing; unknown provider statuses are stored but move
+    nothing. Several updates of one message are applied one after another on its locked row, as
+    if they had come one by one. A message still `sending` or `unknown` is resolved: it becomes
+    `sent` (or its final status) with the SID, and a first message gets its follow-up
+    (`after_first_accepted`, once), so a worker that died after the provider accepted loses
+    nothing.
+
+    A few statements whatever the number of updates: the messages are read and locked by id and
+    SID in one (`skip_locked`: rows someone else holds are left alone and their updates come
+    back BUSY, so a bulk applier never waits on a worker's transaction), changed rows are
+    written by one executemany, then follow-ups and exclusions.
+    """
+    now = now or utcnow()
+    statuses = [(update.provider_status or "").strip().lower()[:40] for update in updates]
+    outcomes = [Applied.NO_CHANGE] * len(updates)
+    ids = {u.message_id for u in updates if u.message_id is not None}
+    sids = {u.provider_sid for u in updates if u.message_id is None and u.provider_sid}
+    if not ids and not sids:
+        return outcomes
+    found = sa.or_(
+        *([T.c.id.in_(sorted(ids))] if ids else []),
+        *([T.c.provider_sid.in_(sorted(sids))] if sids else []),
+    )
+    rows = {
+        row.id: row._asdict()
+        for row in db.session.execute(
+            sa.select(*_MESSAGE_COLUMNS)
+            .where(found)
+            .order_by(T.c.id)
+            .with_for_update(skip_locked=skip_locked)
+        )
+    }
+    by_sid = {row["provider_sid"]: row for row in rows.values() if row["provider_sid"]}
+    missing_ids = ids - rows.keys()
+    missing_sids = sids - by_sid.keys()
+    busy_ids: set[int] = set()
+    busy_sids: set[str] = set()
+    if skip_locked and (missing_ids or missing_sids):
+        # Not locked and read: absent, or held by someone else right now?
+        for row in db.session.execute(
+            sa.select(T.c.id, T.c.provider_sid).where(
+                sa.or_(
+                    *([T.c.id.in_(sorted(missing_ids))] if missing_ids else []),
+                    *([T.c.provider_sid.in_(sorted(missing_sids))] if missing_sids else []),
+                )
+            )
+        ):
+            busy_ids.add(row.id)
+            if row.provider_sid:
+                busy_sids.add(row.provider_sid)
+    before = {message_id: dict(row) for message_id, row in rows.items()}
+    excluded: list[tuple[int, str, int]] = []
+    for n, (update, status) in enumerate(zip(updates, statuses, strict=True)):
+        if not status or (update.message_id is None and not update.provider_sid):
+            continue
+        if update.message_id is not None:
+            row = rows.get(update.message_id)
+            busy = update.message_id in busy_ids
+        else:
+            row = by_sid.get(update.provider_sid)
+            busy = update.provider_sid in busy_sids
+        if row is None:
+            outcomes[n] = Applied.BUSY if busy else Applied.NO_MESSAGE
+            continue
+        if not _matches(row, update) or not _apply(row, update, status, now):
+            continue
+        outcomes[n] = Applied.APPLIED
+        if status in PROVIDER_RANK and update.error_code in EXCLUDE_AT_ONCE_CODES:
+            excluded.append((row["contact_id"], update.error_code, row["id"]))
+    changed = [
+        row
+        for message_id, row in rows.items()
+        if any(row[k] != before[message_id][k] for k in _WRITTEN)
+    ]
+    if changed:
+        db.session.execute(
+            sa.update(T)
+            .where(T.c.id == sa.bindparam("_id"))
+            .values(**{k: sa.bindparam(f"_{k}") for k in _WRITTEN}, updated_at=now),
+            [{"_id": row["id"], **{f"_{k}": row[k] for k in _WRITTEN}} for row in changed],
+        )
+    # First messages this resolved (they were in flight): their follow-ups, from acceptance.
+    resolved: dict[datetime, list[int]] = {}
+    for row in changed:
+        if (
+            before[row["id"]]["status"] in IN_FLIGHT_STATUSES
+            and row["status"] in RECORDED
+            and row["step"] == Step.FIRST
+        ):
+            resolved.setdefault(row["sent_at"], []).append(row["id"])
+    for accepted_at, message_ids in resolved.items():
+        after_first_accepted(message_ids, accepted_at)
+    for contact_id, code, message_id in excluded:
+        exclude_contacts(
+            [contact_id],
+            ExcludeReason.UNDELIVERABLE,
+            f"carrier error {code} on message {message_id}",
+        )
+    return outcomes
+
+
+def apply_status_update(update: StatusUpdate) -> bool:
+    """Apply one provider status to its message (found by our id, else by SID); returns whether
+    anything changed. The caller commits. See `apply_status_updates`: the same rules, waiting
+    for a row another transaction holds."""
+    return apply_status_updates([update])[0] is Applied.APPLIED

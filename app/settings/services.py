@@ -117,16 +117,23 @@ _BUILTIN = {"opt_out": BUILTIN_OPT_OUT, "opt_in": BUILTIN_OPT_IN, "help": BUILTI
 BUILTIN_WORDS = _BUILTIN  # shown on the Settings page: always on, never removable
 
 
-def extra_keywords() -> dict[str, list[str]]:
-    """The admin's extra words per list (the built-in ones are not in it)."""
-    setting = db.session.get(Setting, KEYWORDS_SETTING)
-    value = setting.value if setting is not None and isinstance(setting.value, dict) else {}
+_NOT_READ: Any = object()
+
+
+def extra_keywords(stored: Any = _NOT_READ) -> dict[str, list[str]]:
+    """The admin's extra words per list (the built-in ones are not in it); `stored` is the
+    setting's value when the caller has read it already (the inbound webhook reads it in the
+    same statement as the sender; None when there is no such setting)."""
+    if stored is _NOT_READ:
+        setting = db.session.get(Setting, KEYWORDS_SETTING)
+        stored = setting.value if setting is not None else None
+    value = stored if isinstance(stored, dict) else {}
     return {kind: [str(w) for w in value.get(kind) or []] for kind in KEYWORD_KINDS}
 
 
-def keyword_lists() -> KeywordLists:
+def keyword_lists(stored: Any = _NOT_READ) -> KeywordLists:
     """The lists inbound messages are classified with: built-in words plus the extra ones."""
-    extra = extra_keywords()
+    extra = extra_keywords(stored)
     return KeywordLists.build(tuple(extra["opt_out"]), tuple(extra["opt_in"]), tuple(extra["help"]))
 
 

@@ -10,9 +10,11 @@ from app.extensions import db
 from app.inbound.services import InboundSMS, record_inbound
 from app.integrations.twilio import valid_signature
 from app.jobs.inbound import enqueue_inbound_follow_ups
-from app.sending.status import StatusUpdate, apply_status_update
+from app.jobs.webhooks import nudge_status_applier
+from app.sending.status import StatusUpdate
 from app.settings.services import keyword_reply
-from app.webhooks.services import BadPayload, log_webhook, public_url
+from app.webhooks.inbox import accept_status_callback
+from app.webhooks.services import BadPayload, log_webhook, payload_text, public_url
 
 MAX_ID = 64
 MAX_STATUS = 40
@@ -97,7 +99,9 @@ def inbound() -> Response:
 
 def status() -> Response:
     """A delivery status for one of our messages, found by our id in the callback URL (`m`),
-    else by its SID. Applied monotonically: duplicates and late arrivals change nothing."""
+    else by its SID: stored in the inbox with one insert and answered 204; a worker applies it
+    in bulk within about a second (monotonically: duplicates and late arrivals change nothing)
+    and logs it with its outcome (app/webhooks/inbox.py)."""
     if not signed_by_twilio():
         return refuse_unsigned()
     try:
@@ -114,9 +118,7 @@ def status() -> Response:
         )
     except BadPayload as error:
         return rejected("twilio_status", error)
-    changed = apply_status_update(update)
-    target = f"message {update.message_id}" if update.message_id else f"sid {sid}"
-    outcome = f"{update.provider_status} for {target}: {'applied' if changed else 'no change'}"
-    log_webhook("twilio_status", request.get_data(), outcome)
+    accept_status_callback(update, payload_text(request.get_data()))
     db.session.commit()
+    nudge_status_applier(current_app._get_current_object())
     return Response(status=204)

@@ -18,6 +18,7 @@ from app.sending.outbound import after_first_accepted, create_outbound
 from app.sending.policy import Outcome, SendResult
 from app.sending.recovery import recover_stale_claims
 from app.sending.transports import OutboundItem, get_transport
+from app.webhooks.inbox import apply_pending_callbacks
 from tests.factories import ContactFactory, InboundMessageFactory, UserFactory
 from tests.fakes.twilio import FakeTwilio
 from tests.webhooks.signing import HOOK_SETTINGS, TWILIO_TOKEN, post_twilio
@@ -66,6 +67,7 @@ def callback(app, message_id: int, status: str, sid: str, **extra: str):
     params = {"MessageSid": sid, "MessageStatus": status, "AccountSid": "AC" + "0" * 32, **extra}
     response = post_twilio(app.test_client(), f"{STATUS}?m={message_id}", params)
     assert response.status_code == 204
+    apply_pending_callbacks()  # the worker's bulk pass, a moment later
     return response
 
 

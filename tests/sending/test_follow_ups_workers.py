@@ -30,6 +30,7 @@ from app.models import (
 )
 from app.sending.outbound import create_outbound
 from app.sending.recovery import recover_stale_claims, release_due
+from app.webhooks.inbox import apply_pending_callbacks
 from bench.common import kill_tree
 from tests.fakes.twilio import FakeTwilio
 from tests.support import (
@@ -182,6 +183,8 @@ def test_a_killed_worker_whose_callbacks_arrive_first_loses_no_follow_up(live, w
         "the status callbacks",
     )
     assert fake.stats()["callback_responses_by_status"] == {"204": 3 * PEOPLE}
+    # Accepted into the inbox; no worker is running, so the tick's sweep applies them.
+    assert apply_pending_callbacks()["applied"] == 3 * PEOPLE
     firsts = rows(Step.FIRST)
     assert {m.status for m in firsts} == {MessageStatus.DELIVERED}
     assert {m.provider_sid for m in firsts} == {r["sid"] for r in fake.messages()}

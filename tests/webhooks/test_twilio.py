@@ -15,6 +15,7 @@ from app.models import (
     MessageStatus,
     WebhookEvent,
 )
+from app.webhooks.inbox import apply_pending_callbacks, pending_count
 from tests.factories import ContactFactory, OutboundMessageFactory
 from tests.webhooks.signing import (
     PUBLIC_BASE_URL,
@@ -203,6 +204,12 @@ def callback(hooks, message, status: str, *, by_id: bool = True, **extra: str):
 def test_status_callbacks_out_of_order_and_twice_end_at_the_furthest_status(hooks, sent_message):
     for status in ("delivered", "sent", "sending", "delivered", "sent"):
         assert callback(hooks, sent_message, status).status_code == 204
+    # Accepted into the inbox, applied by the worker's bulk pass.
+    assert pending_count() == 5 and count(WebhookEvent) == 0
+    db.session.refresh(sent_message)
+    assert sent_message.status == MessageStatus.SENT
+    assert apply_pending_callbacks()["applied"] == 1
+    assert pending_count() == 0
     db.session.refresh(sent_message)
     assert sent_message.status == MessageStatus.DELIVERED
     assert sent_message.provider_status == "delivered" and sent_message.delivered_at is not None
@@ -213,6 +220,7 @@ def test_status_callbacks_out_of_order_and_twice_end_at_the_furthest_status(hook
 def test_a_status_callback_without_our_id_is_matched_by_sid(hooks, sent_message):
     response = callback(hooks, sent_message, "undelivered", by_id=False, ErrorCode="30003")
     assert response.status_code == 204
+    apply_pending_callbacks()
     db.session.refresh(sent_message)
     assert sent_message.status == MessageStatus.UNDELIVERED and sent_message.error_code == "30003"
 
@@ -223,6 +231,7 @@ def test_a_status_callback_for_a_message_claimed_but_unrecorded_resolves_it(hook
     db.session.commit()
     params = {"MessageSid": "SM" + "b" * 32, "MessageStatus": "sent"}
     assert post_twilio(hooks, f"{STATUS}?m={sent_message.id}", params).status_code == 204
+    apply_pending_callbacks()
     db.session.refresh(sent_message)
     assert sent_message.status == MessageStatus.SENT
     assert sent_message.provider_sid == "SM" + "b" * 32
@@ -231,6 +240,7 @@ def test_a_status_callback_for_a_message_claimed_but_unrecorded_resolves_it(hook
 def test_a_status_callback_for_an_unknown_message_is_logged_and_answered(hooks):
     params = {"MessageSid": "SMnope", "MessageStatus": "delivered"}
     assert post_twilio(hooks, f"{STATUS}?m=999999", params).status_code == 204
+    assert apply_pending_callbacks() == {"applied": 0, "unchanged": 1, "busy": 0, "waiting": 0}
     assert db.session.scalar(sa.select(WebhookEvent.outcome)).endswith("no change")
 
 
