@@ -257,7 +257,7 @@ def validate_rule(
             if not isinstance(child, dict):
                 raise _fail(describe_place(child_steps), "must be a condition or a group.")
             if kind == "condition" and notes is not None and not child.get("type"):
-                notes.append(f"{describe_place(child_steps)} has no type chosen: left out.")
+                notes.append(f"{describe_place(child_steps)} is not chosen yet: left out.")
                 continue
             if kind == "condition":
                 counter[0] += 1
@@ -269,9 +269,11 @@ def validate_rule(
                     raise _fail(
                         describe_place(child_steps), f"groups nest at most {MAX_DEPTH} deep."
                     )
+                noted = len(notes) if notes is not None else 0
                 inner = group(child, child_steps, depth + 1)
                 if notes is not None and not inner[next(iter(inner))]:
-                    notes.append(f"{describe_place(child_steps)} has no conditions: left out.")
+                    del notes[noted:]  # one note for the group, not one per unchosen condition
+                    notes.append(f"{describe_place(child_steps)} has no condition yet: left out.")
                     continue
                 checked.append(inner)
         return {mode: checked}

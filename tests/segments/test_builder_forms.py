@@ -97,8 +97,8 @@ def test_saving_with_an_untouched_new_group_drops_it_and_says_so(operator_client
     }
     page = operator_client.get(response.location).get_data(as_text=True)
     assert "Saved segment Downtown." in page
-    assert "The first condition of the second group has no type chosen: left out." in page
-    assert "The second group has no conditions: left out." in page
+    assert "The second group has no condition yet: left out." in page
+    assert "is not chosen yet" not in page  # one note for the group, not one per condition
 
 
 def test_the_live_preview_counts_without_the_picker_and_notes_it(operator_client):
@@ -106,7 +106,21 @@ def test_the_live_preview_counts_without_the_picker_and_notes_it(operator_client
         "/segments/preview", data=untouched_new_group(), headers=HX
     ).get_data(as_text=True)
     assert 'id="segments-count">' in html and "segments-problem" not in html
-    assert "The second group has no conditions: left out." in by_id(html, "segments-notes").text
+    assert "The second group has no condition yet: left out." in by_id(html, "segments-notes").text
+
+
+def test_an_unchosen_condition_beside_others_is_left_out_with_its_own_note():
+    notes: list[str] = []
+    rule = {
+        "all": [
+            {"type": "name", "op": "is_set"},
+            {"any": [{"type": "never_received"}, {"type": ""}]},
+        ]
+    }
+    assert validate_rule(rule, notes=notes) == {
+        "all": [{"type": "name", "op": "is_set"}, {"any": [{"type": "never_received"}]}]
+    }
+    assert notes == ["The second condition of the first group is not chosen yet: left out."]
 
 
 @pytest.mark.parametrize(
