@@ -299,6 +299,7 @@ ETAG_OPERATIONS.add("createCampaign")
 
 @bp.post("/v1/campaigns/estimate")
 @public
+@needs(Role.OPERATOR)  # as on the dashboard: the estimate is part of editing a campaign
 @api.validate(
     json=CampaignTarget, resp=responses(Estimate), tags=TAG, operation_id="estimateCampaign"
 )
