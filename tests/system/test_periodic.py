@@ -343,3 +343,20 @@ def test_run_now_then_a_worker_runs_it_and_the_row_shows_the_result(
     assert 'hx-trigger="every 2s"' not in html and "Run now" in html
     # Done, it may be queued again.
     assert operator_client.post(RUN_URL, headers=HX).status_code == 200
+
+
+def test_recent_job_runs_read_in_words(viewer_client):
+    db.session.add(
+        JobRun(
+            name="undeliverable numbers",
+            outcome=JobOutcome.FAILED,
+            finished_at=utcnow(),
+            counts={"found": 3, "excluded": 0},
+            error="Traceback (most recent call last):\nRuntimeError: the database went away\n",
+        )
+    )
+    db.session.commit()
+    html = viewer_client.get("/system/").get_data(as_text=True)
+    runs = html[html.index('id="system-job-runs"') :]
+    assert "3 numbers found" in runs and "found: 3" not in runs
+    assert "<summary>RuntimeError: the database went away</summary>" in runs
