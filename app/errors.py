@@ -16,7 +16,7 @@ from werkzeug.exceptions import (
 from app.api.problems import problem_response
 from app.extensions import db
 from app.htmx import hx_retarget, is_htmx
-from app.security import UPLOAD_ENDPOINTS
+from app.security import FRAMEABLE_PREFIXES, UPLOAD_ENDPOINTS
 from app.validation import ValidationError
 
 log = logging.getLogger(__name__)
@@ -50,9 +50,16 @@ def _render(status: int, message: str, field: str | None = None):
             render_template("partials/_flash.html", messages=[("error", message)]), status
         )
         return hx_retarget(response, "#flash", "innerHTML")
+    # Inside Missive's frame: the sidebar's layout, and a way back into the sidebar.
+    in_sidebar = request.path.startswith(FRAMEABLE_PREFIXES)
     return (
         render_template(
-            "errors/error.html", status=status, title=TITLES.get(status, "Error"), message=message
+            "errors/error.html",
+            status=status,
+            title=TITLES.get(status, "Error"),
+            message=message,
+            layout="sidebar/base.html" if in_sidebar else "base.html",
+            in_sidebar=in_sidebar,
         ),
         status,
     )

@@ -4,13 +4,19 @@
 (function () {
   "use strict";
 
-  // A link to a dashboard page inside the frame would show a refused (blank) frame.
+  // A link to a dashboard page inside the frame would show a refused (blank) frame: it opens
+  // outside, through Missive (a browser tab on desktop), or a new tab without Missive.
   document.addEventListener("click", function (event) {
     var link = event.target.closest && event.target.closest("a[href]");
     if (!link || link.target || link.hasAttribute("download")) return;
     var url = new URL(link.href, window.location.href);
     if (url.origin !== window.location.origin || url.pathname.indexOf("/sidebar/") === 0) return;
     if (url.pathname === window.location.pathname && url.hash) return; // an anchor on this page
+    if (window.Missive && window.Missive.openURL) {
+      event.preventDefault();
+      window.Missive.openURL(url.href);
+      return;
+    }
     link.target = "_blank";
     link.rel = "noopener";
   });
@@ -50,6 +56,7 @@
       panel.appendChild(note);
       return;
     }
+    // retroactive: told at once which conversation is selected now, not only at the next change.
     window.Missive.on("change:conversations", function (ids) {
       ids = ids || [];
       if (ids.length !== 1) {
@@ -66,7 +73,7 @@
         phonesOf(conversation).forEach(function (phone) { params.push(["phone", phone]); });
         load(params);
       });
-    });
+    }, { retroactive: true });
   }
 
   document.addEventListener("DOMContentLoaded", function () {

@@ -358,6 +358,13 @@ def test_the_sidebar_works_inside_a_cross_site_frame(
     expect(frame.locator("#sidebar-contact")).to_have_attribute("data-contact", str(bo))
     expect(frame.locator("#contacts-timeline")).to_contain_text("See you at the meeting")
     shoot(page, "sidebar-conversation-320.png")
+    # A dashboard link leaves the frame (the dashboard refuses to be framed): Missive opens it.
+    with page.expect_popup() as popup:
+        frame.locator("#contacts-timeline a", has_text="Open in the dashboard").click()
+    dashboard = popup.value
+    dashboard.wait_for_load_state()
+    assert re.search(rf"/auth/login\?next=(/|%2F)contacts(/|%2F){bo}$", dashboard.url)
+    dashboard.close()
     frame.locator("#contacts-unsubscribe").click()
     expect(frame.locator("#reason-error")).to_contain_text("Say why")
     frame.locator("#reason").fill("Asked by phone to stop")

@@ -334,3 +334,39 @@ def test_unsubscribing_from_the_sidebar_needs_a_reason_and_is_audited(operator_c
     audit = db.session.scalar(sa.select(AuditLog).where(AuditLog.action == "contact_unsubscribe"))
     assert audit.details["reason"] == "asked in Missive"
     assert utcnow() >= contact.unsubscribed_at
+
+
+def test_a_refusal_inside_the_frame_is_a_sidebar_page(viewer_client):
+    """A viewer opening an operator's page in the frame: a 403 in the sidebar's layout (tabs,
+    frameable, a way back into the sidebar), never the dashboard's page the frame refuses."""
+    response = viewer_client.get("/sidebar/campaigns/new")
+    assert response.status_code == 403
+    assert "This needs the operator role." in response.text
+    assert by_id(response.text, "sidebar-tab-broadcasts")
+    assert 'href="/sidebar/broadcasts">' in response.text
+    assert "X-Frame-Options" not in response.headers
+    missing = viewer_client.get("/sidebar/campaigns/999999/edit")
+    assert missing.status_code == 403  # the role is checked first, as on the dashboard
+
+
+def test_past_broadcasts_show_more_pages_through_their_figures_and_texts(viewer_client):
+    from app.models import Broadcast, BroadcastStatus
+
+    for n in range(7):
+        db.session.add(
+            Broadcast(
+                first_message=f"Past text {n}",
+                status=BroadcastStatus.SENT,
+                started_at=utcnow(),
+                stats={"recipients": 10 + n},
+            )
+        )
+    db.session.commit()
+    page = viewer_client.get("/sidebar/broadcasts").text
+    assert page.count('class="sidebar-send"') == 5
+    assert by_id(page, "sidebar-broadcasts-more-button")
+    more = viewer_client.get("/sidebar/broadcasts/past?page=2", headers=HX).text
+    assert more.count('class="sidebar-send"') == 2
+    assert "sidebar-broadcasts-more-button" not in more
+    assert "Past text 0" in more and "Recipients" in more
+    assert by_id(page, "sidebar-last-broadcast")

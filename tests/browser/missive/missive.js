@@ -17,10 +17,15 @@
     }
   });
   window.Missive = {
-    on: function (name, fn) {
+    on: function (name, fn, options) {
       (handlers[name] = handlers[name] || []).push(fn);
-      // Missive tells a new listener what is selected now.
-      window.parent.postMessage({ missive: "listening", name: name }, "*");
+      // retroactive: Missive calls the new listener at once with what happened before.
+      if (options && options.retroactive) {
+        window.parent.postMessage({ missive: "listening", name: name }, "*");
+      }
+    },
+    openURL: function (url) {
+      window.parent.postMessage({ missive: "openURL", url: url }, "*");
     },
     fetchConversations: function (ids) {
       return new Promise(function (resolve) {
