@@ -141,7 +141,7 @@ def toggle(contact_id: int, action: str):
         else:
             db.session.commit()
             extra = (
-                f" {cancelled} pending message{'s' if cancelled != 1 else ''} cancelled."
+                f" {cancelled:,} pending message{'s' if cancelled != 1 else ''} cancelled."
                 if cancelled
                 else ""
             )
