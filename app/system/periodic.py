@@ -22,7 +22,7 @@ from rq_scheduler import Scheduler
 from app.extensions import db, get_redis
 from app.jobs import get_queue
 from app.jobs.schedule import PERIODIC_JOBS, PeriodicJob
-from app.models import JobOutcome, JobRun
+from app.models import JobOutcome, JobRun, utcnow
 
 RUN_NOW_PREFIX = "run-now-"
 _ASK = object()
@@ -265,8 +265,12 @@ def pending_run(app: Flask, job: PeriodicJob) -> Pending | None:
             is not None
         ):
             return Pending(rq_id, "queued", rq_job.enqueued_at or rq_job.created_at)
-        if status == JobStatus.STARTED:
-            return Pending(rq_id, "started", rq_job.started_at or rq_job.enqueued_at)
+        # A started job is past its timeout only when its worker died without saying so.
+        started = rq_job.started_at
+        if status == JobStatus.STARTED and (
+            started is None or started >= utcnow() - timedelta(seconds=job.timeout + 60)
+        ):
+            return Pending(rq_id, "started", started or rq_job.enqueued_at)
     return None
 
 

@@ -360,3 +360,23 @@ def test_recent_job_runs_read_in_words(viewer_client):
     runs = html[html.index('id="system-job-runs"') :]
     assert "3 numbers found" in runs and "found: 3" not in runs
     assert "<summary>RuntimeError: the database went away</summary>" in runs
+
+
+def test_a_started_run_whose_worker_died_long_ago_does_not_block_run_now(
+    operator_client, redis_conn
+):
+    from rq.job import JobStatus
+
+    queue = Queue(QUEUE_MAINTENANCE, connection=redis_conn)
+    job = queue.enqueue("app.jobs.maintenance.apply_retention", job_id="run-now-retention")
+    queue.remove(job)  # a worker took it...
+    job.started_at = utcnow() - timedelta(minutes=5)
+    job.set_status(JobStatus.STARTED)
+    job.save()
+    # ...and is still on it: refused.
+    response = operator_client.post(RUN_URL, headers=HX)
+    assert response.status_code == 409 and "already running since" in response.get_data(True)
+    # Far past the job's timeout, that worker died without a word: a new run may go.
+    job.started_at = utcnow() - timedelta(hours=2)
+    job.save()
+    assert operator_client.post(RUN_URL, headers=HX).status_code == 200
