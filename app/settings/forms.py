@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    PasswordField,
+    SelectField,
+    StringField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, Optional
 
@@ -41,4 +48,17 @@ class EditUserForm(FlaskForm):
         "New password",
         validators=[Optional(), Length(min=MIN_PASSWORD_LENGTH, max=200, message=PASSWORD_MESSAGE)],
         description="Leave empty to keep the current password.",
+    )
+
+
+class ApiTokenForm(FlaskForm):
+    name = StringField(
+        "Name",
+        validators=[DataRequired(), Length(max=120)],
+        description="What will use it, like “CMS hook” or “Missive rule”.",
+    )
+    expires_on = DateField(
+        "Expires on",
+        validators=[Optional()],
+        description="Optional. It stops working at the start of that day (org time zone).",
     )

@@ -240,3 +240,6 @@ def update(user_id: int):
             return redirect(url_for("settings.users"))
     db.session.rollback()
     return render_template("settings/user_edit.html", user=user, form=form), 422
+
+
+from app.settings import tokens  # noqa: E402, F401  (registers the API token views on bp)
