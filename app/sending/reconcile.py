@@ -293,8 +293,10 @@ def reconcile_by_sid(  # noqa: PLR0913 (knobs for tests and the benchmark)
                 db.session.delete(setting)
                 db.session.commit()
                 return
-            results = list(
-                pool.map(lambda sid: reader.call(lambda: gateway.fetch(sid)), [r.sid for r in rows])
+            # Each answer is applied as it comes, while the pool reads the rest of the chunk:
+            # the database work hides behind the paced reads.
+            results = pool.map(
+                lambda sid: reader.call(lambda: gateway.fetch(sid)), [r.sid for r in rows]
             )
             for row, (message, limited, error) in zip(rows, results, strict=True):
                 counts["checked"] += 1

@@ -328,6 +328,7 @@ class FakeTwilio(FakeServer):
                 **self.base_stats(),
                 "accepted": self.accepted,
                 "fetches": sum(self.fetches.values()),
+                "reads_rate_limited": self.reads_rate_limited,
                 "list_pages": len(self.list_queries),
                 "duplicates": self.duplicates,
                 "duplicates_by_callback": self.duplicates_by_callback,
