@@ -13,7 +13,7 @@ from flask_login import current_user
 from app.extensions import db, login_manager
 from app.htmx import hx_redirect, is_htmx
 from app.models import Role, User
-from app.sidebar.frame import FrameSessionInterface, sidebar_page
+from app.sidebar.frame import FrameSessionInterface, cookie_refused, sidebar_page
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,7 +62,7 @@ def _unauthorized() -> Response:
     # sidebar has its own, and comes back to the sidebar page afterwards.
     page = sidebar_page()
     if page is not None:
-        login = url_for("sidebar.login", next=page)
+        login = url_for("sidebar.login", next=page, cookie=cookie_refused())
     else:
         login = url_for("auth.login", next=request.full_path.rstrip("?"))
     if request.path.startswith("/api/"):

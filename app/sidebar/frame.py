@@ -29,6 +29,16 @@ def sidebar_page() -> str | None:
     return None
 
 
+def cookie_refused() -> str | None:
+    """ "refused" when this unsigned-in request comes straight from the sidebar's sign-in: the
+    sign-in went through, but the browser did not keep (or send) the frame's cookie. The sign-in
+    page then says so, instead of asking again and again."""
+    referrer = urlsplit(request.referrer or "")
+    if request.method == "GET" and referrer.path == PREFIX + "login":
+        return "refused"
+    return None
+
+
 def in_frame() -> bool:
     """This request's session lives in Missive's frame: a sidebar page, one of its htmx
     requests, or any request carrying a session the sidebar's sign-in started."""

@@ -81,7 +81,8 @@ def login():
     if current_user.is_authenticated:
         return redirect(target)
     form = LoginForm(next=target)
-    return _page(render_template("sidebar/login.html", form=form, tab=None))
+    refused = request.args.get("cookie") == "refused"
+    return _page(render_template("sidebar/login.html", form=form, tab=None, refused=refused))
 
 
 @bp.post("/login")

@@ -370,3 +370,20 @@ def test_past_broadcasts_show_more_pages_through_their_figures_and_texts(viewer_
     assert "sidebar-broadcasts-more-button" not in more
     assert "Past text 0" in more and "Recipients" in more
     assert by_id(page, "sidebar-last-broadcast")
+
+
+def test_a_browser_that_refuses_the_frames_cookie_is_told_so_not_asked_again(app: Flask, viewer):
+    """The sign-in succeeded but the next page comes without the cookie (a browser blocking
+    it in frames): the sign-in page explains, rather than a silent sign-in loop."""
+    signed_in = app.test_client()
+    response = sidebar_sign_in(signed_in, viewer, next_url="/sidebar/campaigns")
+    assert response.headers["Location"] == "/sidebar/campaigns"
+    cookieless = app.test_client()  # the cookie never comes back
+    again = cookieless.get(
+        "/sidebar/campaigns", headers={"Referer": "http://localhost/sidebar/login?next=x"}
+    )
+    assert again.headers["Location"] == "/sidebar/login?next=/sidebar/campaigns&cookie=refused"
+    page = cookieless.get(again.headers["Location"])
+    assert "did not keep the sign-in inside Missive" in by_id(page.text, "sidebar-cookie-refused")
+    plain = cookieless.get("/sidebar/campaigns")
+    assert "cookie=" not in plain.headers["Location"]
