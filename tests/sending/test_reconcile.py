@@ -166,3 +166,16 @@ def test_the_job_is_skipped_and_recorded_with_another_transport(sim_app):
     assert "missive" in counts["skipped"] or "simulator" in counts["skipped"]
     run = db.session.scalars(sa.select(JobRun).order_by(JobRun.id.desc())).first()
     assert run.outcome == JobOutcome.SKIPPED
+
+
+def test_the_read_pace_is_twilio_reads_per_second(twilio_app):
+    from app.config import ConfigError, load_config
+    from app.sending.reconcile import reads_bucket
+
+    assert load_config({})["TWILIO_READS_PER_SECOND"] == 20.0
+    assert load_config({"TWILIO_READS_PER_SECOND": "5"})["TWILIO_READS_PER_SECOND"] == 5.0
+    with pytest.raises(ConfigError, match="TWILIO_READS_PER_SECOND"):
+        load_config({"TWILIO_READS_PER_SECOND": "fast"})
+    app = twilio_app(TWILIO_READS_PER_SECOND=4.0)
+    with app.app_context():
+        assert reads_bucket(app).interval_us == 250_000  # one read every 0.25 s
