@@ -20,7 +20,11 @@ status is not final (`sent`, or `sending`/`unknown`) is looked up:
   message fits it and it is the only row that message fits, or it is left alone and counted
   `ambiguous` (a first message and its follow-up with the same text in one window are two rows
   for one message: ambiguous too). The SID found is stored (`twilio_sid`) and the status applied;
-  later runs fetch it by SID. The page to resume from is kept in a `Setting` row.
+  later runs fetch it by SID. The page to resume from is kept in a `Setting` row (the first
+  page holding a row not decided yet, so a resumed scan loses nothing). Two list scans at once
+  both read the pages; a match is still written once (`twilio_sid IS NULL` and its unique
+  index). `unmatched` counts the open rows still without a SID when the scan ends (this run's
+  ambiguous ones aside).
 
 Every status goes through `apply_status_update` (monotonic; unknown values stored, never a
 crash); a `sending`/`unknown` first message it resolves gets its follow-up there, through
