@@ -387,3 +387,24 @@ def test_a_browser_that_refuses_the_frames_cookie_is_told_so_not_asked_again(app
     assert "did not keep the sign-in inside Missive" in by_id(page.text, "sidebar-cookie-refused")
     plain = cookieless.get("/sidebar/campaigns")
     assert "cookie=" not in plain.headers["Location"]
+
+
+def test_deleting_a_campaign_from_the_sidebar_comes_back_to_the_panel(
+    operator_client, draft_campaign
+):
+    response = operator_client.post(
+        f"/campaigns/{draft_campaign.id}/delete", data={"next": "/sidebar/campaigns"}
+    )
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/sidebar/campaigns"
+    left = sa.select(sa.func.count()).select_from(Campaign).where(Campaign.id == draft_campaign.id)
+    assert db.session.scalar(left) == 0
+    page = operator_client.get("/sidebar/campaigns").text
+    assert "Deleted campaign Sidebar draft." in by_id(page, "flash").text
+
+
+def test_a_next_that_leaves_the_site_is_ignored(operator_client, draft_campaign):
+    response = operator_client.post(
+        f"/campaigns/{draft_campaign.id}/delete", data={"next": "//evil.example/x"}
+    )
+    assert response.headers["Location"] == "/campaigns/"
