@@ -132,6 +132,12 @@ def _key_connection() -> Iterator[sa.Connection]:
     if isinstance(bind, sa.Connection):
         yield bind
         return
+    if bind.dialect.name == "sqlite":
+        # SQLite (development) has one writer at a time: a held write would block the request's
+        # own writes, so each statement commits at once (requests there are not concurrent).
+        with bind.connect() as connection:
+            yield connection.execution_options(isolation_level="AUTOCOMMIT")
+        return
     with bind.connect() as connection:
         with connection.begin():
             yield connection
