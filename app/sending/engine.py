@@ -33,7 +33,11 @@ from app.models import (
 )
 from app.sending.cancel import SEND_CANCELLED_REASON
 from app.sending.contacts import exclude_contacts, unsubscribe_contacts
-from app.sending.outbound import after_first_accepted, replied_since_first_message
+from app.sending.outbound import (
+    after_first_accepted,
+    replied_query,
+    replied_since_first_message,
+)
 from app.sending.policy import (
     RETRY_LIMIT_REASON,
     ContactEffect,
@@ -292,8 +296,30 @@ def screen_sends(app: Flask, claimed: list[Claimed], now: datetime) -> SendScree
 UNSENT = SendResult(Outcome.UNSENT, error_message="not sent: the worker was stopping")
 
 
+REPLIED = SendResult(Outcome.REPLIED, error_message="replied")
+
+
+def _replied(engine: sa.Engine | sa.Connection, item: Claimed) -> bool:
+    """Has the contact replied since the first message? Asked again for a follow-up right before
+    its call, after the wait for its pace slot (up to 30 s after the claim and its screen): a
+    reply accepted meanwhile still cancels it. A reply committed after this read came in while
+    the follow-up was already on its way.
+
+    Each pool thread reads on a connection of its own from the engine. An app bound to one
+    connection (the tests' rolled-back transaction) cannot lend it to threads: there the
+    screen's check at claim time is the last one."""
+    if item.step != Step.SECOND or not isinstance(engine, sa.Engine):
+        return False
+    with engine.connect() as connection:
+        return connection.execute(replied_query([item.id])).first() is not None
+
+
 def _send_one(
-    transport: Transport, bucket, item: Claimed, stop: threading.Event | None
+    transport: Transport,
+    bucket,
+    item: Claimed,
+    stop: threading.Event | None,
+    engine: sa.Engine | sa.Connection,
 ) -> SendResult:
     # Checked before and after waiting for the pace slot: once a shutdown is asked for, no new
     # call starts; a call already made is waited for (bounded by the read timeout) and recorded.
@@ -302,6 +328,8 @@ def _send_one(
     bucket.acquire(item.sms_segments)
     if stop is not None and stop.is_set():
         return UNSENT
+    if _replied(engine, item):
+        return REPLIED
     return transport.send(
         OutboundItem(
             id=item.id,
@@ -329,11 +357,12 @@ def send_claimed(
     if not ready:
         return
     bucket = sender_bucket(app, transport, sleep=stop.wait if stop is not None else time.sleep)
+    engine = db.engine  # the pool's threads have no app context
     pending: list[tuple[Claimed, SendResult]] = []
     last_flush = time.monotonic()
     with ThreadPoolExecutor(max_workers=transport.concurrency) as pool:
         futures: dict[Future, Claimed] = {
-            pool.submit(_send_one, transport, bucket, item, stop): item for item in ready
+            pool.submit(_send_one, transport, bucket, item, stop, engine): item for item in ready
         }
         remaining = set(futures)
         while remaining:
@@ -374,7 +403,7 @@ def record_results(
     """
     now = utcnow()
     backoff = app.config["RETRY_BACKOFF_SECONDS"]
-    accepted, retrying, failed, unknown, unsent = [], [], [], [], []
+    accepted, retrying, failed, unknown, unsent, replied = [], [], [], [], [], []
     unsubscribe, exclude = [], []
     for item, result in results:
         if summary is not None:
@@ -401,6 +430,8 @@ def record_results(
             unknown.append({"_id": item.id, "_msg": result.error_message})
         elif result.outcome is Outcome.UNSENT:
             unsent.append({"_id": item.id})
+        elif result.outcome is Outcome.REPLIED:
+            replied.append({"_id": item.id})
         else:
             failed.append(_failure(item, result, result.error_message))
             if result.contact_effect is ContactEffect.UNSUBSCRIBE:
@@ -457,6 +488,14 @@ def record_results(
         status=MessageStatus.QUEUED,
         claimed_at=None,
         attempts=T.c.attempts - 1,
+    )
+    # A follow-up whose contact replied while it waited for its slot: cancelled, as the screen
+    # would have, never sent.
+    bulk_update(
+        replied,
+        T.c.status == MessageStatus.SENDING,
+        status=MessageStatus.CANCELLED,
+        cancel_reason="replied",
     )
     accepted_ids = [row["_id"] for row in accepted]
     after_first_accepted(accepted_ids, now)

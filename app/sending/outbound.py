@@ -282,18 +282,15 @@ def first_of_same_send(follow: sa.TableClause, first: sa.TableClause) -> sa.Colu
     )
 
 
-def replied_since_first_message(follow_up_ids: Iterable[int]) -> set[int]:
-    """The follow-ups whose contact has sent us anything but a keyword since the first message
-    of the same send went out: the follow-up is cancelled by the reply (SPEC 6.5)."""
-    ids = sorted(set(follow_up_ids))
-    if not ids:
-        return set()
+def replied_query(follow_up_ids: Sequence[int]) -> sa.Select:
+    """The ids among these follow-ups whose contact has sent us anything but a keyword since
+    the first message of the same send went out."""
     first = T.alias("first")
-    rows = db.session.execute(
+    return (
         sa.select(T.c.id)
         .join(first, first_of_same_send(T, first))
         .where(
-            T.c.id.in_(ids),
+            T.c.id.in_(follow_up_ids),
             sa.exists().where(
                 InboundMessage.contact_id == T.c.contact_id,
                 InboundMessage.keyword.is_(None),
@@ -301,7 +298,15 @@ def replied_since_first_message(follow_up_ids: Iterable[int]) -> set[int]:
             ),
         )
     )
-    return set(rows.scalars())
+
+
+def replied_since_first_message(follow_up_ids: Iterable[int]) -> set[int]:
+    """The follow-ups whose contact has sent us anything but a keyword since the first message
+    of the same send went out: the follow-up is cancelled by the reply (SPEC 6.5)."""
+    ids = sorted(set(follow_up_ids))
+    if not ids:
+        return set()
+    return set(db.session.execute(replied_query(ids)).scalars())
 
 
 def queued_count() -> int:

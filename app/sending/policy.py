@@ -15,6 +15,7 @@ class Outcome(enum.StrEnum):
     UNKNOWN = "unknown"  # the provider may have it: only recovery (SPEC 6.4) may decide
     FAILED = "failed"  # final, no retry
     UNSENT = "unsent"  # never handed to the provider (the worker is stopping): queued again
+    REPLIED = "replied"  # a follow-up whose contact replied while it waited: cancelled, unsent
 
 
 class ContactEffect(enum.StrEnum):

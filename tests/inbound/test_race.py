@@ -203,3 +203,56 @@ def test_replies_racing_a_running_worker_never_get_a_follow_up_claimed_after_the
         assert rows[phone].status == MessageStatus.SENT
     bodies = [m for m in fake.messages() if m["body"] == "Follow-up"]
     assert len(bodies) == len(numbers) - cancelled and fake.stats()["duplicates"] == 0
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_a_reply_accepted_while_its_claimed_follow_up_waits_for_its_turn_cancels_it(
+    live, fake, race_db, settings
+):
+    numbers = phones(12)
+    first_messages_sent(live, race_db, settings, numbers)
+    # One call at a time, each held by the fake while the replies come in: the follow-ups are
+    # claimed and screened before any reply exists, and the repliers' calls (the last six, in
+    # claim order) come up only after every reply was answered 200.
+    fake.configure(latency_ms=1500)
+    before = fake.stats()["requests"]
+    process = subprocess.Popen(
+        [sys.executable, "worker.py", "worker", "--burst"],
+        cwd=ROOT,
+        env=worker(race_db, settings, SEND_CONCURRENCY="1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: fake.stats()["requests"] > before, 60, "the first follow-up's call")
+        claimed = follow_ups()
+        assert {m.status for m in claimed.values()} == {MessageStatus.SENDING}
+        in_order = sorted(numbers, key=lambda phone: claimed[phone].id)
+        repliers = in_order[6:]
+        client = live.test_client()
+        for n, phone in enumerate(repliers):
+            with live.app_context():
+                reply(client, phone, 5000 + n)  # answered 200: accepted
+        calls_started = fake.stats()["requests"] - before
+        assert calls_started <= 6, f"{calls_started} calls started before the replies were in"
+        fake.configure(latency_ms=0)
+        assert process.wait(timeout=120) == 0, process.stderr.read()[-3000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    rows = follow_ups()
+    for phone in repliers:
+        assert rows[phone].status == MessageStatus.CANCELLED, phone
+        assert rows[phone].cancel_reason == "replied"
+    for phone in in_order[:6]:
+        assert rows[phone].status == MessageStatus.SENT, phone
+    sent_to = [m["to"] for m in fake.messages() if m["body"] == "Follow-up"]
+    assert sorted(sent_to) == sorted(in_order[:6])
