@@ -51,14 +51,16 @@ class Checker:
     """Runs axe on the page as it is, at both widths, saves a screenshot of each, and collects
     what it finds so that one run lists every page's problems."""
 
-    def __init__(self, page: Page) -> None:
+    def __init__(self, page: Page, prefix: str = "") -> None:
         self.page = page
+        self.prefix = prefix
         self.found: list[str] = []
         self.checked: list[str] = []
         SHOTS.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, name: str) -> None:
         page = self.page
+        name = self.prefix + name
         page.wait_for_load_state()
         page.wait_for_function(
             "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
@@ -318,3 +320,53 @@ def test_every_page_and_state_has_no_serious_axe_violation_at_1280_and_320(
 
     print(f"checked {len(check.checked)} page states")
     check.assert_clean()
+
+
+def test_pages_in_the_dark_colour_scheme_have_no_serious_axe_violation(
+    browser, live_server: LiveServer
+):
+    """Pico's dark theme follows the system's setting; our own colours must hold in it too."""
+    context = browser.new_context(base_url=live_server.url, viewport=DESKTOP, color_scheme="dark")
+    context.set_default_timeout(5_000)
+    page = context.new_page()
+    try:
+        check = Checker(page, prefix="dark-")
+        page.goto("/auth/login")
+        page.fill("#email", live_server.email)
+        page.fill("#password", "not the password")
+        page.click("#auth-login-submit")
+        expect(page.locator(".field-error").first).to_be_visible()
+        check("login-error")
+        sign_in(page, live_server)
+        assert page.evaluate("matchMedia('(prefers-color-scheme: dark)').matches")
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background != "rgb(245, 247, 249)", "the page stayed light"
+        for path, name in (
+            ("/", "overview"),
+            ("/broadcasts/", "broadcasts"),
+            ("/campaigns/", "campaigns"),
+            ("/segments/new", "segment-new"),
+            ("/contacts/", "contacts"),
+            ("/uploads/", "uploads"),
+            ("/system/", "system"),
+            ("/settings/", "settings"),
+            ("/audit/", "audit"),
+        ):
+            page.goto(path)
+            check(name)
+        page.goto("/campaigns/new")
+        page.click("#campaigns-review-button")
+        expect(page.locator("#campaigns-form-errors")).to_be_visible()
+        check("campaign-new-errors")
+        page.goto("/broadcasts/")
+        page.click("#broadcasts-send-now")
+        expect(page.locator("#broadcasts-send-now-confirm")).to_be_visible()
+        check("broadcasts-send-now")
+        history = page.locator("#broadcasts-history a[href*='/broadcasts/']")
+        if history.count():
+            history.first.click()
+            page.wait_for_load_state()
+            check("broadcast-done")
+        check.assert_clean()
+    finally:
+        context.close()
