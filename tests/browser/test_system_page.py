@@ -1,5 +1,5 @@
-"""An operator runs a periodic job now from the System page and watches it queue, run on a real
-worker and show its result; a viewer sees no Run now button and is refused the POST. In
+"""An operator runs the status reconciliation now from the System page and watches it queue, run
+on a real worker against the fake Twilio with its progress, and show its result; a viewer sees no Run now button and is refused the POST. In
 Chromium, on a laptop and in a 320-px sidebar-sized window."""
 
 from __future__ import annotations
@@ -21,47 +21,57 @@ from tests.browser.test_navigation import (
     horizontal_overflow,
     screenshot,
 )
+from tests.fakes.twilio import FakeTwilio
 from tests.support import OUTPUT_DIR, database_url_named, run_flask, start_worker_py
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PASSWORD = "system-page-password"
-ROW = "#system-periodic-undeliverable"
+ROW = "#system-periodic-reconcile-statuses"
+OPEN_MESSAGES = 600  # more than one chunk of the by-SID pass (500)
+TWILIO_FROM = "+13135559999"
 
 
-def plant_undeliverable_contact() -> int:
-    """A contact whose last 3 messages failed this month and who never replied: the daily
-    undeliverable job excludes it."""
+def plant_open_messages(fake: FakeTwilio) -> list[int]:
+    """`sent` Twilio messages whose receipts never came, and whose SIDs the fake Twilio holds as
+    `delivered`: what the daily reconciliation is for. Returns their ids in order."""
     engine = sa.create_engine(database_url_named(E2E_DATABASE))
+    ids = []
     with engine.begin() as conn:
-        contact_id = conn.execute(
+        broadcast_id = conn.execute(
             sa.text(
-                "INSERT INTO contacts (phone, attributes, unsubscribed, excluded, source, "
-                "created_at, updated_at) VALUES (:phone, '{}', false, false, 'upload', "
+                "INSERT INTO broadcasts (first_message, delay_seconds, batch_size, status, "
+                "created_at, updated_at) VALUES ('Road closures this week', 600, 100, 'sent', "
                 "now(), now()) RETURNING id"
-            ),
-            {"phone": f"+1586555{uuid.uuid4().int % 10000:04d}"},
+            )
         ).scalar_one()
-        for days in (3, 10, 17):
-            broadcast_id = conn.execute(
+        prefix = f"+1586{uuid.uuid4().int % 1000:03d}"
+        for i in range(OPEN_MESSAGES):
+            phone = f"{prefix}{i:04d}"
+            contact_id = conn.execute(
                 sa.text(
-                    "INSERT INTO broadcasts (first_message, delay_seconds, batch_size, status, "
-                    "created_at, updated_at) VALUES ('Road closures this week', 600, 100, "
-                    "'sent', now(), now()) RETURNING id"
-                )
-            ).scalar_one()
-            conn.execute(
-                sa.text(
-                    "INSERT INTO outbound_messages (broadcast_id, contact_id, step, body, status, "
-                    "transport, error_code, attempts, sms_segments, failed_at, created_at, "
-                    "updated_at) VALUES (:b, :c, 'first', 'Road closures this week', 'failed', "
-                    "'simulator', '30003', 1, 1, now() - make_interval(days => :d), "
-                    "now() - make_interval(days => :d), now())"
+                    "INSERT INTO contacts (phone, attributes, unsubscribed, excluded, source, "
+                    "created_at, updated_at) VALUES (:phone, '{}', false, false, 'upload', "
+                    "now(), now()) RETURNING id"
                 ),
-                {"b": broadcast_id, "c": contact_id, "d": days},
+                {"phone": phone},
+            ).scalar_one()
+            sid = fake.add_message(phone, "Road closures this week", "delivered")
+            ids.append(
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO outbound_messages (broadcast_id, contact_id, step, body, "
+                        "status, transport, provider_sid, provider_status, attempts, "
+                        "sms_segments, sent_at, created_at, updated_at) VALUES (:b, :c, 'first', "
+                        "'Road closures this week', 'sent', 'twilio', :sid, 'sent', 1, 1, "
+                        "now() - interval '2 days', now() - interval '2 days', now()) "
+                        "RETURNING id"
+                    ),
+                    {"b": broadcast_id, "c": contact_id, "sid": sid},
+                ).scalar_one()
             )
     engine.dispose()
-    return contact_id
+    return ids
 
 
 def add_user(server: LiveServer, email: str, role: str) -> None:
@@ -83,8 +93,12 @@ def shot(page: Page, name: str) -> None:
 
 
 def shot_of(page: Page, selector: str, name: str) -> None:
-    """One region at its real size, to look at closely."""
-    page.locator(selector).screenshot(path=str(OUTPUT_DIR / name))
+    """One region at its real size, to look at closely (cut from the whole page, so the sticky
+    header does not lie over it)."""
+    page.evaluate("window.scrollTo(0, 0)")
+    box = page.locator(selector).bounding_box()
+    assert box is not None
+    page.screenshot(path=str(OUTPUT_DIR / name), full_page=True, clip=box)
 
 
 def boxes_overlap(page: Page, first: str, second: str) -> bool:
@@ -102,7 +116,20 @@ def boxes_overlap(page: Page, first: str, second: str) -> bool:
 def test_operator_runs_a_job_now_and_watches_it_run_on_a_worker(
     page: Page, live_server: LiveServer, problems: PageProblems
 ):
-    contact_id = plant_undeliverable_contact()
+    fake = FakeTwilio(auth_token="system-page-fake-token", seed=3)
+    fake.start()
+    try:
+        run_reconciliation_now(page, live_server, fake)
+    finally:
+        fake.stop()
+    assert problems.console_errors == []
+    assert problems.csp_violations == []
+    assert problems.page_errors == []
+    assert problems.failed_responses == []
+
+
+def run_reconciliation_now(page: Page, live_server: LiveServer, fake: FakeTwilio) -> None:
+    ids = plant_open_messages(fake)
     add_user(live_server, "operator.system@example.com", "operator")
     sign_in_as(page, "operator.system@example.com")
     page.goto("/system/")
@@ -113,37 +140,53 @@ def test_operator_runs_a_job_now_and_watches_it_run_on_a_worker(
     expect(page.locator("#system-periodic-tick")).to_contain_text("Every minute")
     shot(page, "system-periodic-1280.png")
 
-    # The contact's row is locked, so the job, once a worker takes it, stays `running` until
-    # the test lets go: the page's running state is seen for sure, not by luck.
+    # One message of the second chunk is locked, so once a worker has done the first chunk the
+    # job waits there, `running` with its counts so far, until the test lets go: the page's
+    # live progress is seen for sure, not by luck.
     lock = psycopg.connect(database_url_named(E2E_DATABASE).replace("+psycopg", ""))
     worker = None
     try:
-        lock.execute("SELECT id FROM contacts WHERE id = %s FOR UPDATE", (contact_id,))
-        with page.expect_response(lambda r: "/system/periodic/undeliverable/run" in r.url) as r:
+        lock.execute("SELECT id FROM outbound_messages WHERE id = %s FOR UPDATE", (ids[550],))
+        with page.expect_response(lambda r: "/reconcile-statuses/run" in r.url) as answer:
             page.click(f"{ROW}-run")
-        assert r.value.status == 200
+        assert answer.value.status == 200
         expect(page.locator("#flash")).to_contain_text(
-            "undeliverable is queued on the maintenance queue"
+            "reconcile-statuses is queued on the maintenance queue"
         )
         expect(page.locator(f"{ROW}-queued")).to_contain_text("queued")
         expect(row.get_by_role("button", name="Queued…")).to_be_disabled()
         assert row.get_attribute("hx-trigger") == "every 2s"
 
-        worker = start_worker_py(["worker", "--queues", "maintenance"], live_server.env)
-        expect(page.locator(f"{ROW}-running")).to_be_visible(timeout=30_000)
-        expect(page.locator(f"{ROW}-running")).to_contain_text("running since")
+        # The worker reads from the fake Twilio; the web server never talks to a provider.
+        env = {
+            **live_server.env,
+            "TRANSPORT": "twilio",
+            "TWILIO_ACCOUNT_SID": fake.account_sid,
+            "TWILIO_AUTH_TOKEN": fake.auth_token,
+            "TWILIO_FROM_NUMBER": TWILIO_FROM,
+            "TWILIO_API_BASE_URL": fake.url,
+            "TWILIO_READS_PER_SECOND": "1000",
+        }
+        worker = start_worker_py(["worker", "--queues", "maintenance"], env)
+        running = page.locator(f"{ROW}-running")
+        expect(running).to_contain_text("running since", timeout=30_000)
+        expect(row).to_contain_text(
+            "500 messages checked · 500 updated · 600 messages to check", timeout=30_000
+        )
+        progress = page.locator(f"{ROW}-progress")
+        assert (progress.get_attribute("value"), progress.get_attribute("max")) == ("500", "600")
         expect(row.get_by_role("button", name="Running…")).to_be_disabled()
         shot_of(page, "#system-periodic", "system-periodic-running-1280.png")
 
         lock.rollback()  # let the job finish
         result = page.locator(f"{ROW}-result")
         expect(result).to_contain_text("success", timeout=30_000)
-        expect(row).to_contain_text("1 number found · 1 contact excluded")
-        expect(page.locator(f"{ROW}-running")).to_have_count(0)
+        expect(row).to_contain_text("600 messages checked · 600 updated")
+        expect(running).to_have_count(0)
         assert row.get_attribute("hx-trigger") is None  # polling stopped
         expect(row.get_by_role("button", name="Run now")).to_be_enabled()
         # The recent runs list picked the run up by itself.
-        expect(page.locator("#system-job-runs")).to_contain_text("undeliverable numbers")
+        expect(page.locator("#system-job-runs")).to_contain_text("status reconciliation")
 
         # The idle worker's badge sits beside its id, never over it, at both widths.
         page.reload()
@@ -168,16 +211,16 @@ def test_operator_runs_a_job_now_and_watches_it_run_on_a_worker(
 
     engine = sa.create_engine(database_url_named(E2E_DATABASE))
     with engine.connect() as conn:
-        excluded = conn.execute(
-            sa.text("SELECT excluded, exclude_reason FROM contacts WHERE id = :id"),
-            {"id": contact_id},
-        ).one()
+        statuses = conn.execute(
+            sa.text(
+                "SELECT status, count(*) FROM outbound_messages WHERE id = ANY(:ids) "
+                "GROUP BY status"
+            ),
+            {"ids": ids},
+        ).all()
     engine.dispose()
-    assert tuple(excluded) == (True, "undeliverable")
-    assert problems.console_errors == []
-    assert problems.csp_violations == []
-    assert problems.page_errors == []
-    assert problems.failed_responses == []
+    assert statuses == [("delivered", OPEN_MESSAGES)]
+    assert fake.stats()["fetches"] == OPEN_MESSAGES
 
 
 def test_a_viewer_sees_no_run_now_button_and_is_refused_the_post(
