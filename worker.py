@@ -17,7 +17,7 @@ from app import create_app
 from app.extensions import db, get_redis
 from app.jobs import QUEUE_DEFAULT, QUEUES
 from app.jobs.schedule import register_periodic_jobs
-from app.jobs.shutdown import install_horse_handlers
+from app.jobs.shutdown import install_horse_handlers, stop_requested
 from app.logs import log_job
 
 log = logging.getLogger("broadcaster.worker")
@@ -39,8 +39,19 @@ class GracefulWorker(Worker):
 
     stopped_on_request = False
 
+    def _install_signal_handlers(self) -> None:
+        super()._install_signal_handlers()
+        if _stopped_while_starting:
+            # RQ's loop checks this before taking its first job.
+            self.stopped_on_request = True
+            self._stop_requested = True
+
     def setup_work_horse_signals(self) -> None:
         install_horse_handlers()
+        if self.stopped_on_request:
+            # SIGTERM reached this process after it took the job but before it forked: the
+            # horse (a copy of it) starts stopped, so the job returns at once.
+            stop_requested.set()
 
     def handle_warm_shutdown_request(self) -> None:
         self.stopped_on_request = True
@@ -79,6 +90,10 @@ class GracefulScheduler(Scheduler):
     _stop = False
 
     def _install_signal_handlers(self) -> None:
+        if _stopped_while_starting:
+            self.register_death()
+            raise SystemExit(0)
+
         def stop(signum, frame):
             self._stop = True
             if not self._moving:
@@ -130,6 +145,15 @@ def run_scheduler(interval: int, register_only: bool) -> None:
             scheduler.run()
 
 
+_stopped_while_starting = False
+
+
+def _stop_while_starting(signum, frame) -> None:
+    # Only a flag: an exception raised here could land inside an import and be swallowed.
+    global _stopped_while_starting
+    _stopped_while_starting = True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="process")
@@ -140,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     scheduler.add_argument("--interval", type=int, default=5, help="seconds between polls")
     scheduler.add_argument("--register-only", action="store_true")
     args = parser.parse_args(argv)
+    # Stopped while still starting (a deploy right after the last one): nothing to finish yet,
+    # so it exits 0 as soon as it can; RQ and rq-scheduler take over SIGTERM once they run.
+    signal.signal(signal.SIGTERM, _stop_while_starting)
     # Logging is configured by create_app (LOG_FORMAT, LOG_PII).
     if args.process == "scheduler":
         run_scheduler(args.interval, args.register_only)

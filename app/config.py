@@ -212,6 +212,9 @@ def load_config(env: dict[str, str] | None = None) -> dict[str, Any]:
         engine_options["connect_args"] = {
             "connect_timeout": _int(env, "DATABASE_CONNECT_TIMEOUT", 5)
         }
+        # Connections per process: at most pool size + overflow (README: Scaling out).
+        engine_options["pool_size"] = _int(env, "DATABASE_POOL_SIZE", 5, minimum=1)
+        engine_options["max_overflow"] = _int(env, "DATABASE_MAX_OVERFLOW", 10)
     production = is_production(env)
     secure_cookies = _bool(env, "SESSION_COOKIE_SECURE", production)
 

@@ -197,3 +197,14 @@ def test_every_feature_blueprint_is_registered(app):
         "audit",
     }
     assert expected <= set(app.blueprints)
+
+
+def test_database_pool_size_and_overflow_are_read_for_postgresql():
+    url = "postgresql://u:p@db.example.org/app"
+    options = load_config({"DATABASE_URL": url})["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options["pool_size"] == 5 and options["max_overflow"] == 10
+    env = {"DATABASE_URL": url, "DATABASE_POOL_SIZE": "2", "DATABASE_MAX_OVERFLOW": "0"}
+    options = load_config(env)["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options["pool_size"] == 2 and options["max_overflow"] == 0
+    with pytest.raises(ConfigError, match="DATABASE_POOL_SIZE must be at least 1"):
+        load_config({**env, "DATABASE_POOL_SIZE": "0"})

@@ -10,7 +10,10 @@ stop_requested = threading.Event()
 
 
 def _request_stop(signum: int, frame) -> None:
-    # Only an Event.set here: the handler runs between two bytecodes of the job's main thread.
+    # Later SIGTERMs are ignored first: the platform's and the worker's forwarded one land
+    # together, and a second run of this handler interrupting the first inside Event.set()
+    # would wait forever for the lock the first one holds.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     stop_requested.set()
 
 
