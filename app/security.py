@@ -22,7 +22,7 @@ FRAMEABLE_PREFIXES = ("/sidebar/",)
 
 # The endpoints that take files keep MAX_CONTENT_LENGTH (MAX_UPLOAD_MB); every other request body
 # is capped at MAX_BODY_KB.
-UPLOAD_ENDPOINTS = frozenset({"uploads.create", "campaigns.upload"})
+UPLOAD_ENDPOINTS = frozenset({"uploads.create", "campaigns.upload", "api.create_campaign"})
 
 
 def public(view: F) -> F:
