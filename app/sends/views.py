@@ -118,6 +118,10 @@ QUEUE_DOWN = (
     "The job queue does not answer, so statuses cannot be checked now: nothing was queued. "
     "Try again in a minute."
 )
+QUEUE_UNKNOWN = (
+    "The job queue does not answer: a check cannot be queued now, and one already queued may "
+    "not show here. Try again in a minute."
+)
 # A `running` row this old whose job Redis no longer holds was killed (worker stopped, timeout).
 _RUN_STALE = timedelta(hours=2)
 
@@ -137,7 +141,7 @@ def reconcile_context(
         try:
             waiting = send_reconcile_waiting(send, app)
         except (RedisError, OSError):
-            queue_error = QUEUE_DOWN
+            queue_error = QUEUE_UNKNOWN
     fresh_row = running_row and run.started_at > utcnow() - _RUN_STALE
     running = waiting or (queue_error is not None and fresh_row)
     return dict(
