@@ -70,7 +70,7 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
         func="app.jobs.maintenance.reconcile_statuses_job",
         cron="43 3 * * *",
         queue=QUEUE_MAINTENANCE,
-        description="Daily: fetch the Twilio status of open messages of the last 7 days by SID",
+        description="Daily: fetch the provider status of open messages of the last 7 days",
         run_name="status reconciliation",
     ),
 )
