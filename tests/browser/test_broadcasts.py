@@ -116,6 +116,14 @@ def test_operator_edits_the_upcoming_broadcast_and_reschedules_it(
     expect(warning).to_be_visible()
     expect(warning).to_contain_text("☕")
     expect(page.locator("#broadcasts-first_message-count")).to_contain_text("UCS-2")
+    # An emoji may bring an invisible character along: the warning names it in words.
+    page.fill(first, "Vote 🗳️ today at the library.")
+    expect(warning).to_contain_text("variation selector-16 (U+FE0F)")
+    expect(warning.locator("code.char").first).to_have_attribute(
+        "title", "ballot box with ballot (U+1F5F3)"
+    )
+    warning.scroll_into_view_if_needed()
+    screenshot(page, "broadcasts-ucs2-warning-1280.png")
     page.locator(first).press("Tab")
     expect(page.locator("#broadcasts-first_message-saved")).to_be_visible()
     # Back to plain text: the warning goes.

@@ -636,10 +636,10 @@ def test_uploaded_list_campaign_checks_the_file_imports_it_and_sends_to_its_peop
     expect(page.locator(f"#campaigns-failures-{campaign_id}")).to_contain_text(FAILING_CODE)
     card = page.locator("#campaigns-recipients-card")
     expect(card.locator("tbody tr")).to_have_count(len(reachable))
-    expect(card).not_to_contain_text(unsubscribed)
+    expect(card).not_to_contain_text(display_phone(unsubscribed, "US"))
     filter_recipients(page, "Did not get it")
     expect(card.locator("tbody tr")).to_have_count(1)
-    expect(card.locator("tbody tr")).to_contain_text(failing)
+    expect(card.locator("tbody tr")).to_contain_text(display_phone(failing, "US"))
     filter_fits(page, "#campaigns-recipients-card form.filters")
     # The rows of the file that got no text, and why; the rows never imported are in the
     # upload's report.
@@ -648,7 +648,7 @@ def test_uploaded_list_campaign_checks_the_file_imports_it_and_sends_to_its_peop
         "1 row of the file got no text: unsubscribed (1)."
     )
     expect(not_sent.locator("tbody tr")).to_have_count(1)
-    expect(not_sent.locator("tbody tr")).to_contain_text(unsubscribed)
+    expect(not_sent.locator("tbody tr")).to_contain_text(display_phone(unsubscribed, "US"))
     expect(not_sent.locator("tbody td").first).to_have_text(re.compile(r"^\s*(Row\s*)?7\s*$"))
     label = not_sent.locator("tbody .cell-label").first
     if width == 320:  # stacked: the row number says it is one
@@ -736,7 +736,7 @@ def test_personalized_campaign_fills_a_template_from_each_row_and_skips_a_row_wi
     expect(ucs2).to_contain_text(f"The longest: {len(longest)} characters, 1 SMS")
     expect(page.locator("#campaigns-review-longest")).to_have_text(longest)
     issues = page.locator("#campaigns-review-merge")
-    expect(issues).to_contain_text(no_place)
+    expect(issues).to_contain_text(display_phone(no_place, "US"))
     expect(issues).to_contain_text("no value for {place}")
     expect(page.locator("#campaigns-review-segments")).to_have_text(count(len(texts)))
     assert horizontal_overflow(page) <= 1
@@ -749,8 +749,8 @@ def test_personalized_campaign_fills_a_template_from_each_row_and_skips_a_row_wi
     # Each person got their own text; Dee (no place) and the unsubscribed person got none.
     card = page.locator("#campaigns-recipients-card")
     expect(card.locator("tbody tr")).to_have_count(len(texts))
-    expect(card).not_to_contain_text(no_place)
-    expect(card).not_to_contain_text(unsubscribed)
+    expect(card).not_to_contain_text(display_phone(no_place, "US"))
+    expect(card).not_to_contain_text(display_phone(unsubscribed, "US"))
     # The table shows each person's own text beside their number.
     for phone_number, body in texts.items():
         expect(
@@ -761,12 +761,12 @@ def test_personalized_campaign_fills_a_template_from_each_row_and_skips_a_row_wi
     expect(not_sent.locator(f"#campaigns-not-sent-count-{campaign_id}")).to_have_text(
         "2 rows of the file got no text: no value for {place} (1), unsubscribed (1)."
     )
-    expect(not_sent.locator("tbody tr").filter(has_text=no_place)).to_contain_text(
-        "no value for {place}"
-    )
-    expect(not_sent.locator("tbody tr").filter(has_text=unsubscribed)).to_contain_text(
-        "unsubscribed"
-    )
+    expect(
+        not_sent.locator("tbody tr").filter(has_text=display_phone(no_place, "US"))
+    ).to_contain_text("no value for {place}")
+    expect(
+        not_sent.locator("tbody tr").filter(has_text=display_phone(unsubscribed, "US"))
+    ).to_contain_text("unsubscribed")
     assert horizontal_overflow(page) <= 1
     screenshot(page, "campaigns-flow-personalized-done-1280.png")
     rows = outcomes_csv(page)
@@ -776,7 +776,7 @@ def test_personalized_campaign_fills_a_template_from_each_row_and_skips_a_row_wi
     # Each recipient's conversation has the same text.
     for phone_number, body in texts.items():
         with page.expect_navigation():
-            card.get_by_role("link", name=phone_number).click()
+            card.get_by_role("link", name=display_phone(phone_number, "US")).click()
         expect(page.locator("blockquote.sms").filter(has_text=body)).to_have_count(1)
         page.go_back()
     no_problems(problems, live_server)

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
+from app.contacts.phones import display_phone
 from tests.browser.conftest import E2E_DATABASE, TWILIO_AUTH_TOKEN, LiveServer, PageProblems
 from tests.browser.test_navigation import (
     DESKTOP,
@@ -113,7 +114,7 @@ def test_reply_cancels_the_follow_up_and_stop_unsubscribes_on_the_contact_timeli
     page.goto("/auth/login")
     sign_in(page, live_server)
     page.goto(f"/contacts/{contact_id}")
-    assert_page_ok(page, phone)
+    assert_page_ok(page, display_phone(phone, "US"))
     status_card = page.locator("#contacts-status-card")
     expect(status_card).to_contain_text("subscribed")
     expect(status_card).not_to_contain_text("unsubscribed")
