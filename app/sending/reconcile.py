@@ -507,10 +507,8 @@ def reconcile_missive_list(  # noqa: PLR0913, PLR0915 (one scan, its cursor and 
         if next_url is None:
             break
         page_url = next_url
-    counts["unmatched"] += (
-        db.session.scalar(sa.select(sa.func.count()).select_from(T).where(*listable))
-        - counts["ambiguous"]
-    )
+    left = db.session.scalar(sa.select(sa.func.count()).select_from(T).where(*listable)) or 0
+    counts["unmatched"] += max(0, left - counts["ambiguous"])
 
 
 def reconcile_statuses(  # noqa: PLR0913 (knobs for tests and the benchmark)
