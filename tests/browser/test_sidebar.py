@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from playwright.sync_api import FrameLocator, Page, expect
 
 from bench.common import kill_tree
+from tests.browser.axe import assert_accessible
 from tests.browser.conftest import E2E_DATABASE, LiveServer, PageProblems, serve
 from tests.support import OUTPUT_DIR, database_url_named, free_port, start_worker_py
 
@@ -118,7 +119,7 @@ def _poll_frame(page: Page, pattern: str) -> None:
     """Wait until the frame shows a page whose URL matches (its document is cross-site: asked
     through Playwright, not the host)."""
     regex = re.compile(pattern)
-    for _ in range(100):
+    for _ in range(300):  # up to 30 s on a busy machine
         frame = frame_page(page)
         if frame is not None and regex.search(frame.url):
             frame.wait_for_load_state()
@@ -142,10 +143,12 @@ def save_field(page: Page, selector: str, value: str) -> None:
 
 
 def shoot(page: Page, name: str) -> None:
-    """The whole sidebar page at 320 px: the frame grows to its content for the picture."""
+    """The whole sidebar page at 320 px: the frame grows to its content for the picture. Each
+    state pictured is checked with axe-core too (no serious or critical violation)."""
     frame = frame_page(page)
     frame.wait_for_load_state()
     idle(page)
+    assert_accessible(frame, name)
     height = max(frame.evaluate("document.documentElement.scrollHeight"), 700)
     # A cross-site frame paints only what is in the window: the window grows with it.
     viewport = page.viewport_size
