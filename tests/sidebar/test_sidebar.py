@@ -408,3 +408,25 @@ def test_a_next_that_leaves_the_site_is_ignored(operator_client, draft_campaign)
         f"/campaigns/{draft_campaign.id}/delete", data={"next": "//evil.example/x"}
     )
     assert response.headers["Location"] == "/campaigns/"
+
+
+def test_an_htmx_request_from_a_sidebar_page_writes_the_frames_cookie(
+    operator_client, draft_campaign
+):
+    """Named by HX-Current-URL (a sidebar page), even a session begun elsewhere is written back
+    with the frame's attributes; the same request from a dashboard page keeps Lax."""
+    from_sidebar = {**HX, "HX-Current-URL": "https://broadcaster.example/sidebar/campaigns"}
+    response = operator_client.post(
+        f"/campaigns/{draft_campaign.id}/delete",
+        data={"next": "/sidebar/campaigns"},
+        headers=from_sidebar,
+    )
+    assert response.headers["HX-Redirect"] == "/sidebar/campaigns"
+    cookie = _cookie_header(response)
+    assert "SameSite=None" in cookie and "Partitioned" in cookie
+    other = Campaign(title="Another", first_message="Hi")
+    db.session.add(other)
+    db.session.commit()
+    from_dashboard = {**HX, "HX-Current-URL": "https://broadcaster.example/campaigns/"}
+    response = operator_client.post(f"/campaigns/{other.id}/delete", headers=from_dashboard)
+    assert "SameSite=Lax" in _cookie_header(response)
