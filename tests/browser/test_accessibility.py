@@ -205,6 +205,7 @@ def test_every_page_and_state_has_no_serious_axe_violation_at_1280_and_320(
         ("/system/", "system"),
         ("/settings/", "settings"),
         ("/settings/users", "users"),
+        ("/settings/api-tokens", "api-tokens"),
         ("/audit/", "audit"),
         ("/no-such-page", "not-found"),
     ):
@@ -234,7 +235,19 @@ def test_every_page_and_state_has_no_serious_axe_violation_at_1280_and_320(
     page.click("#segments-save")
     check("segment-new-errors")
 
+    page.goto("/campaigns/")
+    page.click("#campaigns-upcoming a[href*='/campaigns/'] >> nth=0")
+    page.click("a[id^='campaigns-edit-']")
+    check("campaign-edit")
+
+    # A saved change flashes, fades, and leaves no blank band where it was.
     page.goto("/settings/")
+    page.click("#settings-quiet-save")
+    expect(page.locator("#flash .flash--success")).to_be_visible()
+    check("settings-saved")
+    expect(page.locator("#flash .flash")).to_have_count(0, timeout=10_000)
+    assert page.locator("#flash").evaluate("el => el.getBoundingClientRect().height") == 0
+
     page.fill("#settings-opt_in", "stop")
     page.click("#settings-keywords-save")
     expect(page.locator("#settings-opt_in-error")).to_be_visible()
