@@ -10,8 +10,10 @@ import pytest
 
 from app.config import ConfigError, phone_region
 from app.contacts.phones import display_phone
-from app.models import utcnow
+from app.extensions import db
+from app.models import AuditLog, CampaignStatus, utcnow
 from app.templating import ago, relative_words
+from tests.factories import CampaignFactory
 
 
 @pytest.mark.parametrize(
@@ -96,3 +98,17 @@ def test_ago_is_a_time_element_with_the_exact_local_time_on_hover(app):
         old = utcnow() - timedelta(days=90)
         assert f">{old.astimezone(local.tzinfo).strftime('%b %-d, %Y')}</time>" in str(ago(old))
         assert ago(None) == "—" and ago(None, "never") == "never"
+
+
+def test_lists_say_how_long_ago_and_how_soon_with_the_exact_time_on_hover(viewer_client):
+    soon = utcnow() + timedelta(days=2, hours=1)
+    CampaignFactory(status=CampaignStatus.SCHEDULED, run_at=soon)
+    db.session.add(
+        AuditLog(action="login", summary="Signed in", created_at=utcnow() - timedelta(hours=3))
+    )
+    db.session.commit()
+    exact = soon.astimezone(ZoneInfo("America/Detroit")).strftime("%b %-d, %Y %-I:%M %p %Z")
+    campaigns = viewer_client.get("/campaigns/").get_data(as_text=True)
+    assert f'title="{exact}">in 2 days</time>' in campaigns
+    audit = viewer_client.get("/audit/").get_data(as_text=True)
+    assert ">3 hours ago</time>" in audit
