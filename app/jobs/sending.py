@@ -17,7 +17,7 @@ from app.jobs import QUEUE_DEFAULT, QUEUE_SENDING, get_queue
 from app.jobs.shutdown import stop_requested
 from app.models import Contact, MessageStatus, OutboundMessage
 from app.sending.engine import claim_size, send_batch
-from app.sending.status import StatusUpdate, apply_status_update
+from app.sending.status import Applied, StatusUpdate, apply_status_updates
 from app.sending.transports import SimulatorTransport, get_transport
 from app.sends.stats import finish_sends, refresh_finished_stats
 
@@ -114,7 +114,7 @@ def schedule_simulated_statuses(app: Flask, message_ids: list[int]) -> None:
 
 
 def apply_simulated_statuses(message_ids: list[int]) -> dict[str, int]:
-    """What a provider's status callbacks would say, applied through the same update path; the
+    """What a provider's status callbacks would say, applied in bulk through the same path; the
     figures of a finished send it touched are stored again, as the tick would a minute later."""
     rows = db.session.execute(
         sa.select(
@@ -130,11 +130,11 @@ def apply_simulated_statuses(message_ids: list[int]) -> dict[str, int]:
             sa.select(Contact.id, Contact.phone).where(Contact.id.in_({r.contact_id for r in rows}))
         ).all()
     )
-    changed = 0
+    updates = []
     for row in rows:
         final, code = SimulatorTransport.final_status(phones.get(row.contact_id, ""))
         for status in ("sent", final):
-            changed += apply_status_update(
+            updates.append(
                 StatusUpdate(
                     status,
                     message_id=row.id,
@@ -143,6 +143,7 @@ def apply_simulated_statuses(message_ids: list[int]) -> dict[str, int]:
                     error_message="simulated carrier failure" if code and status == final else None,
                 )
             )
+    changed = sum(outcome is Applied.APPLIED for outcome in apply_status_updates(updates))
     db.session.commit()
     refreshed = refresh_finished_stats(
         broadcast_ids={r.broadcast_id for r in rows if r.broadcast_id},
