@@ -233,7 +233,8 @@ def undeliverable_contacts_select(now: Any) -> sa.Select:
         .group_by(ranked.c.contact_id, Contact.id, Contact.phone)
         .having(
             sa.func.count() == UNDELIVERABLE_RUN,
-            sa.func.bool_and(ranked.c.status.in_(FAILED_STATUSES)),
+            # A filtered count, not bool_and: SQLite (development) has no bool_and.
+            sa.func.count().filter(ranked.c.status.in_(FAILED_STATUSES)) == UNDELIVERABLE_RUN,
         )
         .order_by(ranked.c.contact_id)
     )
