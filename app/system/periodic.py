@@ -4,6 +4,7 @@ and "Run now" (enqueued, never run in the web process), for the System page and 
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -186,12 +187,19 @@ def progress_of(counts: dict[str, Any]) -> tuple[int, int] | None:
     return None
 
 
+# The line naming the exception (`KeyError: 'sid'`, `sqlalchemy.exc.OperationalError: ...`).
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*: \S")
+
+
 def error_summary(error: str | None) -> str:
-    """The line of a traceback that says what went wrong: its last non-empty line."""
+    """The line of a traceback that says what went wrong: the last one naming an exception
+    (a database error ends in its statement and a "Background on this error" link, which say
+    nothing), else its last non-empty line."""
     if not error:
         return ""
-    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+    lines = [line.rstrip() for line in error.strip().splitlines() if line.strip()]
+    named = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    return (named or lines or [""])[-1].strip()
 
 
 # --- Status --------------------------------------------------------------------------------

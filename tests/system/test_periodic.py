@@ -96,6 +96,20 @@ def test_next_run_relative_time_durations_counts_and_errors_in_words():
     assert counts_in_words({"skipped": "transport is simulator"}) == ""
     traceback = "Traceback (most recent call last):\n  File \"x.py\", line 1\nKeyError: 'sid'\n\n"
     assert error_summary(traceback) == "KeyError: 'sid'"
+    # A database error's last lines are its statement and a link: the summary names the error.
+    database = (
+        "Traceback (most recent call last):\n"
+        '  File "app/jobs/maintenance.py", line 258, in exclude_undeliverable\n'
+        "sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) no such function: "
+        "bool_and\n[SQL: SELECT anon_1.contact_id \nFROM (SELECT outbound_messages.contact_id\n"
+        "HAVING count(*) = ? AND bool_and(anon_1.status IN (?, ?))]\n"
+        "[SQL parameters hidden due to hide_parameters=True]\n"
+        "(Background on this error at: https://sqlalche.me/e/20/e3q8)\n"
+    )
+    assert error_summary(database) == (
+        "sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) no such function: bool_and"
+    )
+    assert error_summary("Killed\n") == "Killed"
     assert error_summary(None) == ""
 
 
