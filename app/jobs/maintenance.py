@@ -253,7 +253,8 @@ def exclude_undeliverable() -> dict[str, Any]:
     """
     with recorded_run("undeliverable numbers") as run:
         ids = list(db.session.scalars(undeliverable_contacts_select(utcnow())))
-        run.counts["found"] = len(ids)
+        db.session.commit()
+        run.progress(found=len(ids), excluded=0)
         excluded = 0
         for start in range(0, len(ids), UNDELIVERABLE_BATCH):
             excluded += exclude_contacts(
@@ -263,10 +264,13 @@ def exclude_undeliverable() -> dict[str, Any]:
                 f"{UNDELIVERABLE_DAYS} days and it never replied",
             )
             db.session.commit()
-        run.counts["excluded"] = excluded
-        run.progress()
+            run.progress(excluded=excluded)
         run.counts.update(
-            missive_upkeep.post_undeliverable_notes(current_app._get_current_object(), utcnow())
+            missive_upkeep.post_undeliverable_notes(
+                current_app._get_current_object(),
+                utcnow(),
+                on_progress=lambda counts: run.progress(**counts),
+            )
         )
     return run.counts
 
@@ -276,7 +280,11 @@ def archive_double_failures() -> dict[str, Any]:
     gets MISSIVE_ARCHIVE_LABEL_ID, a note, and is closed, once (SPEC 8a); see `missive_upkeep`.
     Without the missive transport or the label the run is recorded as skipped, saying why."""
     with recorded_run("archive double failures") as run:
-        counts = missive_upkeep.archive_double_failures(current_app._get_current_object(), utcnow())
+        counts = missive_upkeep.archive_double_failures(
+            current_app._get_current_object(),
+            utcnow(),
+            on_progress=lambda counts: run.progress(**counts),
+        )
         skipped = counts.pop("skipped", None)
         run.counts.update(counts)
         if skipped:

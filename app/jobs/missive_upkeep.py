@@ -4,12 +4,14 @@ broadcast messages failed.
 
 Each conversation gets each note once. The mirror row (`missive_conversations`) remembers it: the
 row is claimed with a conditional update and committed before Missive is asked, so a second or
-concurrent run never posts again; a post that fails is released for the next run and counted.
+concurrent run never posts again; a post that fails is released for the next run and counted
+(one that fails for any other reason, Redis down say, is released too and fails the run).
 A run killed between the claim and the post loses that one note rather than posting it twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +21,7 @@ from flask import Flask
 
 from app.extensions import db
 from app.integrations import ProviderError
+from app.integrations.missive import MissiveClient
 from app.models import (
     FAILED_STATUSES,
     AuditLog,
@@ -113,6 +116,7 @@ def _release(missive_id: str, column: sa.orm.InstrumentedAttribute) -> None:
 
 def _post_once(  # noqa: PLR0913 (one call per note; the arguments say what the note is)
     app: Flask,
+    client: MissiveClient,
     missive_id: str,
     column: sa.orm.InstrumentedAttribute,
     text: str,
@@ -123,7 +127,7 @@ def _post_once(  # noqa: PLR0913 (one call per note; the arguments say what the 
     if not _claim(missive_id, column, now):
         return  # posted by an earlier or concurrent run
     try:
-        missive_client(app).create_post(
+        client.create_post(
             missive_id,
             text,
             username=app.config["MISSIVE_POST_USERNAME"],
@@ -135,6 +139,12 @@ def _post_once(  # noqa: PLR0913 (one call per note; the arguments say what the 
         counts.failed += 1
         counts.errors.append(f"{missive_id}: {exc.message}"[:300])
         return
+    except BaseException:
+        # Not Missive's answer (Redis down for the shared pace, a bug): the note was not posted,
+        # so the claim is given back before the run fails.
+        db.session.rollback()
+        _release(missive_id, column)
+        raise
     counts.posted += 1
 
 
@@ -202,11 +212,17 @@ def _exclusion_detail(contact_id: int) -> str:
     return "the number looks undeliverable"
 
 
-def post_undeliverable_notes(app: Flask, now: datetime) -> dict[str, Any]:
+Progress = Callable[[dict[str, Any]], None]
+
+
+def post_undeliverable_notes(
+    app: Flask, now: datetime, on_progress: Progress | None = None
+) -> dict[str, Any]:
     """Post the undeliverable note (with MISSIVE_UNDELIVERABLE_LABEL_ID, closing the
     conversation) once to the conversation of every number recently excluded as undeliverable.
     Returns counts, or why nothing was posted; nothing at all with another transport (there is
-    no Missive conversation to post to)."""
+    no Missive conversation to post to). `on_progress(counts)` is called after each post (every
+    change is committed by then)."""
     if app.config["TRANSPORT"] != "missive":
         return {}
     reason = posts_unavailable(app.config, "MISSIVE_UNDELIVERABLE_LABEL_ID")
@@ -214,6 +230,7 @@ def post_undeliverable_notes(app: Flask, now: datetime) -> dict[str, Any]:
         return {"posts_skipped": reason}
     label = app.config["MISSIVE_UNDELIVERABLE_LABEL_ID"]
     counts = PostCounts()
+    client = missive_client(app)
     rows = db.session.execute(undeliverable_note_pending_select(now)).all()
     db.session.commit()
     for contact_id, phone in rows:
@@ -229,6 +246,7 @@ def post_undeliverable_notes(app: Flask, now: datetime) -> dict[str, Any]:
         )
         _post_once(
             app,
+            client,
             conversation,
             MissiveConversation.undeliverable_posted_at,
             text,
@@ -236,6 +254,8 @@ def post_undeliverable_notes(app: Flask, now: datetime) -> dict[str, Any]:
             now,
             counts,
         )
+        if on_progress is not None:
+            on_progress(counts.as_counts("posts"))
     return counts.as_counts("posts")
 
 
@@ -296,9 +316,12 @@ def double_failures_select(now: datetime) -> sa.Select:
     )
 
 
-def archive_double_failures(app: Flask, now: datetime) -> dict[str, Any]:
+def archive_double_failures(
+    app: Flask, now: datetime, on_progress: Progress | None = None
+) -> dict[str, Any]:
     """Label (MISSIVE_ARCHIVE_LABEL_ID), note and close, once, every conversation that
-    `double_failures_select` finds. Returns counts, or why nothing was done."""
+    `double_failures_select` finds. Returns counts (`conversations_found`, `archived_posted`,
+    `archived_failed`), or why nothing was done; `on_progress(counts)` after each post."""
     reason = posts_unavailable(app.config, "MISSIVE_ARCHIVE_LABEL_ID")
     if reason:
         return {"skipped": reason}
@@ -306,6 +329,9 @@ def archive_double_failures(app: Flask, now: datetime) -> dict[str, Any]:
     rows = db.session.execute(double_failures_select(now)).all()
     db.session.commit()
     counts = PostCounts()
+    client = missive_client(app)
+    if on_progress is not None:
+        on_progress({"conversations_found": len(rows), **counts.as_counts("archived")})
     for conversation, contact_id in rows:
         phone = db.session.scalar(sa.select(Contact.phone).where(Contact.id == contact_id))
         _mirror(conversation, contact_id, phone)
@@ -316,6 +342,7 @@ def archive_double_failures(app: Flask, now: datetime) -> dict[str, Any]:
         )
         _post_once(
             app,
+            client,
             conversation,
             MissiveConversation.double_failure_archived_at,
             text,
@@ -323,4 +350,6 @@ def archive_double_failures(app: Flask, now: datetime) -> dict[str, Any]:
             now,
             counts,
         )
-    return {"found": len(rows), **counts.as_counts("archived")}
+        if on_progress is not None:
+            on_progress({"conversations_found": len(rows), **counts.as_counts("archived")})
+    return {"conversations_found": len(rows), **counts.as_counts("archived")}

@@ -51,6 +51,16 @@ COUNT_WORDS: dict[str, tuple[str, str]] = {
     # undeliverable numbers
     "found": ("number found", "numbers found"),
     "excluded": ("contact excluded", "contacts excluded"),
+    "posts_posted": ("note posted to Missive", "notes posted to Missive"),
+    "posts_failed": ("note Missive refused", "notes Missive refused"),
+    "posts_without_conversation": (
+        "number without a Missive conversation",
+        "numbers without a Missive conversation",
+    ),
+    # archive double failures
+    "conversations_found": ("conversation found", "conversations found"),
+    "archived_posted": ("conversation archived", "conversations archived"),
+    "archived_failed": ("archive Missive refused", "archives Missive refused"),
     # retention
     "webhook_events_deleted": ("webhook log entry deleted", "webhook log entries deleted"),
     "job_runs_deleted": ("job run deleted", "job runs deleted"),

@@ -9,8 +9,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.extensions import db
+from app.jobs import maintenance, missive_upkeep
 from app.jobs.maintenance import archive_double_failures, exclude_undeliverable
 from app.jobs.schedule import PERIODIC_JOBS
 from app.models import (
@@ -178,13 +180,17 @@ def test_a_conversation_whose_last_two_broadcast_messages_failed_is_archived_onc
 
     counts = archive_double_failures()
 
-    assert counts == {"found": 1, "archived_posted": 1, "archived_failed": 0}
+    assert counts == {"conversations_found": 1, "archived_posted": 1, "archived_failed": 0}
     [post] = fake.posts()
     assert post["conversation"] == "conv-1" and post["add_shared_labels"] == [ARCHIVE_LABEL]
     assert post["close"] is True and "+13135550123" in post["text"]
     assert _run("archive double failures").outcome == JobOutcome.SUCCESS
 
-    assert archive_double_failures() == {"found": 0, "archived_posted": 0, "archived_failed": 0}
+    assert archive_double_failures() == {
+        "conversations_found": 0,
+        "archived_posted": 0,
+        "archived_failed": 0,
+    }
     assert len(fake.posts()) == 1
     mirror = db.session.scalar(sa.select(MissiveConversation))
     assert mirror.double_failure_archived_at is not None
@@ -203,7 +209,7 @@ def test_a_conversation_whose_last_two_broadcast_messages_failed_is_archived_onc
 )
 def test_no_archive_unless_the_last_two_within_seven_days_failed(app, fake, statuses, days_ago):
     _messages(ContactFactory(), *statuses, conversation="conv-1", days_ago=days_ago)
-    assert archive_double_failures()["found"] == 0
+    assert archive_double_failures()["conversations_found"] == 0
     assert fake.posts() == []
 
 
@@ -212,14 +218,14 @@ def test_campaign_messages_do_not_count_and_pending_ones_do_not_interrupt(app, f
     _messages(contact, "failed", conversation="conv-1", days_ago=2)
     # A campaign failure in between is not a broadcast message...
     _messages(contact, "failed", conversation="conv-1", days_ago=1.5, campaign=CampaignFactory())
-    assert archive_double_failures()["found"] == 0
+    assert archive_double_failures()["conversations_found"] == 0
     # ...and a queued broadcast message has not been tried yet; the second broadcast failure
     # makes two.
     OutboundMessageFactory(
         contact=contact, missive_conversation_id="conv-1", status=MessageStatus.QUEUED
     )
     _messages(contact, "failed", conversation="conv-1", days_ago=1)
-    assert archive_double_failures()["found"] == 1
+    assert archive_double_failures()["conversations_found"] == 1
 
 
 def test_with_another_transport_the_archive_run_is_skipped_saying_why(make_app):
@@ -234,3 +240,75 @@ def test_with_another_transport_the_archive_run_is_skipped_saying_why(make_app):
 def test_archive_double_failures_is_a_daily_periodic_job_on_the_maintenance_queue():
     [job] = [j for j in PERIODIC_JOBS if j.id == "archive-double-failures"]
     assert (job.func, job.queue) == ("app.jobs.maintenance.archive_double_failures", "maintenance")
+
+
+# -- progress while running, and a claim given back when the post never happened -----------------
+def _running_counts() -> dict:
+    """The counts the running job run publishes (what the System page's row shows live)."""
+    return dict(
+        db.session.scalar(sa.select(JobRun.counts).where(JobRun.outcome == JobOutcome.RUNNING))
+    )
+
+
+def _watch_posts(monkeypatch) -> list[dict]:
+    """Before each post, the running row's counts."""
+    seen: list[dict] = []
+    real = missive_upkeep._post_once
+
+    def watched(*args, **kwargs):
+        seen.append(_running_counts())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(missive_upkeep, "_post_once", watched)
+    return seen
+
+
+def test_undeliverable_publishes_its_progress_after_each_batch_and_post(app, fake, monkeypatch):
+    for conversation in ("conv-1", "conv-2"):
+        _messages(ContactFactory(), "failed", "failed", "failed", conversation=conversation)
+    monkeypatch.setattr(maintenance, "UNDELIVERABLE_BATCH", 1)
+    seen_excluding: list[dict] = []
+    real_exclude = maintenance.exclude_contacts
+
+    def exclude(*args, **kwargs):
+        seen_excluding.append(_running_counts())
+        return real_exclude(*args, **kwargs)
+
+    monkeypatch.setattr(maintenance, "exclude_contacts", exclude)
+    seen_posting = _watch_posts(monkeypatch)
+
+    counts = exclude_undeliverable()
+
+    assert seen_excluding == [{"found": 2, "excluded": 0}, {"found": 2, "excluded": 1}]
+    assert seen_posting == [
+        {"found": 2, "excluded": 2},
+        {"found": 2, "excluded": 2, "posts_posted": 1, "posts_failed": 0},
+    ]
+    assert counts == {"found": 2, "excluded": 2, "posts_posted": 2, "posts_failed": 0}
+
+
+def test_archive_publishes_its_progress_after_each_post(app, fake, monkeypatch):
+    for conversation in ("conv-1", "conv-2"):
+        _messages(ContactFactory(), "failed", "failed", conversation=conversation)
+    seen = _watch_posts(monkeypatch)
+
+    archive_double_failures()
+
+    assert seen == [
+        {"conversations_found": 2, "archived_posted": 0, "archived_failed": 0},
+        {"conversations_found": 2, "archived_posted": 1, "archived_failed": 0},
+    ]
+
+
+def test_a_post_that_never_reached_missive_gives_its_claim_back(make_app, fake):
+    # Redis (the shared Missive pace) does not answer: the run fails, and the conversation is
+    # not marked as archived, so the next run archives it.
+    app = make_app(**missive_settings(fake), REDIS_URL="redis://127.0.0.1:1/0")
+    with app.app_context():
+        _messages(ContactFactory(), "failed", "failed", conversation="conv-1")
+        with pytest.raises(RedisConnectionError):
+            archive_double_failures()
+        assert _run("archive double failures").outcome == JobOutcome.FAILED
+        mirror = db.session.scalar(sa.select(MissiveConversation))
+        assert mirror.double_failure_archived_at is None
+    assert fake.posts() == []
