@@ -23,16 +23,19 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ZIP = "48299"  # only the uploaded rows live here
 ROWS = 24
+BAD_EMAIL_ROW = 7  # the spreadsheet's row number (the header is row 1)
 
 
 def csv_file() -> bytes:
-    lines = ["Phone Number,Name,Zip,Team"]
+    lines = ["Phone Number,Name,Zip,Team,Email"]
     lines += [
-        f"(313) 555-{200 + i:04d},Reader {i},{ZIP},{'blue' if i % 2 else 'red'}"
+        f"(313) 555-{200 + i:04d},Reader {i},{ZIP},{'blue' if i % 2 else 'red'},"
+        # One address without a dot after the @: imported without it, with a note.
+        + (f"reader{i}@example" if i == BAD_EMAIL_ROW - 2 else f"reader{i}@example.org")
         for i in range(ROWS)
     ]
-    lines += ["555-12,Too short,48299,red", "not a phone,Nobody,48299,red"]  # invalid
-    lines += ["313-555-0200,Reader 0 again,48299,red"]  # duplicate of row 2
+    lines += ["555-12,Too short,48299,red,", "not a phone,Nobody,48299,red,"]  # invalid
+    lines += ["313-555-0200,Reader 0 again,48299,red,"]  # duplicate of row 2
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -83,11 +86,17 @@ def test_operator_imports_a_csv_then_builds_a_segment_with_a_live_count(
     expect(page.locator("#uploads-invalid")).to_have_text("2")
     expect(page.locator("#uploads-duplicates")).to_have_text("1")
     expect(page.locator("#uploads-issues")).to_contain_text("Same number as row 2.")
+    expect(page.locator("#uploads-fields-left-out")).to_have_text("1")
+    note = page.locator("#uploads-issues tbody tr").filter(has_text="bad email")
+    expect(note).to_contain_text(str(BAD_EMAIL_ROW))
+    expect(note).to_contain_text("“reader5@example” is not an email address")
+    expect(note).to_contain_text("Imported without the email.")
     screenshot(page, "upload-report-1280.png")
 
     click_and_load(page, "#uploads-import")
     run_jobs()
     expect(page.locator("#uploads-done")).to_contain_text(f"{ROWS} new contacts", timeout=10_000)
+    expect(page.locator("#uploads-done")).to_contain_text("1 row without its bad email")
     screenshot(page, "upload-done-1280.png")
 
     # The imported people are searchable contacts.
