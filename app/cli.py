@@ -319,6 +319,8 @@ def maintenance_list_command() -> None:
             last = f"{run.outcome.value} {status.ago(run.started_at)}"
             if run.duration_seconds is not None:
                 last += f" (took {duration_in_words(run.duration_seconds)})"
+            if run.outcome == JobOutcome.SKIPPED and run.counts.get("skipped"):
+                last += f": {run.counts['skipped']}"
             words = counts_in_words(run.counts)
             if words:
                 last += f": {words}"
@@ -361,7 +363,9 @@ def maintenance_run_command(name: str) -> None:
     click.echo(f"{job.id}: {run.outcome.value} in {took} (job run {run.id})")
     if run.outcome == JobOutcome.SKIPPED and run.counts.get("skipped"):
         click.echo(f"Skipped: {run.counts['skipped']}")
-    click.echo(counts_in_words(run.counts) or "no counts")
+    words = counts_in_words(run.counts)
+    if words or run.outcome != JobOutcome.SKIPPED:
+        click.echo(words or "no counts")
 
 
 def register_cli(app: Flask) -> None:

@@ -198,6 +198,16 @@ def test_maintenance_run_says_why_a_job_was_skipped(app):
     result = invoke(app, "maintenance", "run", "reconcile-statuses")
     assert result.exit_code == 0, result.output
     assert "reconcile-statuses: skipped" in result.output and "Skipped: " in result.output
+    assert "nothing to do" not in result.output  # it did nothing because it was skipped
+    # `maintenance list` says why too, not only that it was skipped.
+    listed = dict(
+        line.split("\t", 1) for line in invoke(app, "maintenance", "list").output.splitlines()
+    )
+    assert "last run: skipped just now" in listed["reconcile-statuses"]
+    assert listed["reconcile-statuses"].endswith(
+        "s): The simulator transport sends nothing to a provider, so there is no "
+        "provider status to check."
+    ), listed["reconcile-statuses"]
 
 
 def test_maintenance_run_exits_non_zero_when_the_job_fails(make_app):

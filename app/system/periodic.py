@@ -168,7 +168,8 @@ def duration_in_words(seconds: float | None) -> str:
 
 def counts_in_words(counts: dict[str, Any]) -> str:
     """`120 messages checked · 3 updated`: the non-zero counts, each saying what it counts;
-    `nothing to do` when every count is zero. Text values (a skip's reason) are left out."""
+    `nothing to do` when every count is zero (unless the run was skipped: its reason says
+    why). Text values (a skip's reason) are left out."""
     parts = []
     for key, value in counts.items():
         if isinstance(value, int) and not isinstance(value, bool) and value:
@@ -177,6 +178,8 @@ def counts_in_words(counts: dict[str, Any]) -> str:
             parts.append(f"{value:,} {one if value == 1 else many}")
     if parts:
         return " · ".join(parts)
+    if counts.get("skipped"):
+        return ""
     return "nothing to do" if any(isinstance(v, int) for v in counts.values()) else ""
 
 

@@ -94,6 +94,8 @@ def test_next_run_relative_time_durations_counts_and_errors_in_words():
     assert counts_in_words({"found": 1, "excluded": 1}) == "1 number found · 1 contact excluded"
     assert counts_in_words({"checked": 0, "updated": 0}) == "nothing to do"
     assert counts_in_words({"skipped": "transport is simulator"}) == ""
+    # A skipped run's zeros are not "nothing to do": its reason says why it did nothing.
+    assert counts_in_words({"checked": 0, "skipped": "transport is simulator"}) == ""
     traceback = "Traceback (most recent call last):\n  File \"x.py\", line 1\nKeyError: 'sid'\n\n"
     assert error_summary(traceback) == "KeyError: 'sid'"
     # A database error's last lines are its statement and a link: the summary names the error.
