@@ -13,13 +13,20 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
 from bench.common import kill_tree
 from tests.browser.axe import describe, violations
 from tests.browser.conftest import LiveServer, PageProblems, serve
 from tests.browser.test_navigation import DESKTOP, SIDEBAR, horizontal_overflow, sign_in
-from tests.support import OUTPUT_DIR, run_worker_py, scratch_database, start_worker_py
+from tests.support import (
+    OUTPUT_DIR,
+    database_url_named,
+    run_worker_py,
+    scratch_database,
+    start_worker_py,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -32,6 +39,25 @@ CSV = (
     + "".join(f"(313) 555-{300 + i:04d},Reader {i},48226\n" for i in range(12))
     + "555-12,Too short,48226\n(313) 555-0300,Reader 0 again,48226\n"
 ).encode()
+
+
+def plant_stuck_message(broadcast_id: int) -> None:
+    """A first message left `unknown` after recovery asked the provider, as the engine leaves it."""
+    engine = sa.create_engine(database_url_named(DATABASE))
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO outbound_messages (broadcast_id, contact_id, step, body, status, "
+                "attempts, sms_segments, claimed_at, error_message, created_at, updated_at) "
+                "SELECT :b, c.id, 'first', 'Council meets tonight at 7', 'unknown', 1, 1, "
+                "now() - interval '20 minutes', "
+                "'Needs attention: 2 identical messages found at Twilio', now(), now() "
+                "FROM contacts c WHERE NOT EXISTS (SELECT 1 FROM outbound_messages o "
+                "WHERE o.contact_id = c.id AND o.broadcast_id = :b) ORDER BY c.id LIMIT 1"
+            ),
+            {"b": broadcast_id},
+        )
+    engine.dispose()
 
 
 def run_jobs(server: LiveServer) -> None:
@@ -319,6 +345,11 @@ def test_every_page_and_state_has_no_serious_axe_violation_at_1280_and_320(
     ]
     try:
         expect(page.locator(f"#broadcasts-done-{broadcast_id}")).to_be_visible(timeout=60_000)
+        # The System page with its workers up, its job runs, and a message that needs attention.
+        plant_stuck_message(broadcast_id)
+        page.goto("/system/")
+        expect(page.locator("#system-attention-list tbody tr")).to_have_count(1)
+        check("system-busy")
     finally:
         for process in processes:
             kill_tree(process)
