@@ -119,15 +119,18 @@ def create_session():
 @bp.post("/logout")
 @login_required
 def logout():
+    sign_out("Signed out")
+    return redirect(url_for("auth.login"))
+
+
+def sign_out(summary: str) -> None:
+    """Sign the current user out of every device, audited and committed, with a flash."""
     user = current_user._get_current_object()
     # Signing out signs out every device: remember-me cookies stolen earlier stop working too.
     user.rotate_session_token()
-    record_audit(
-        "logout", user=user, obj=user, summary="Signed out", ip_address=request.remote_addr
-    )
+    record_audit("logout", user=user, obj=user, summary=summary, ip_address=request.remote_addr)
     db.session.commit()
     # Clear first: logout_user() then leaves the flag that deletes the remember-me cookie.
     session.clear()
     logout_user()
     flash("You are signed out.", "info")
-    return redirect(url_for("auth.login"))

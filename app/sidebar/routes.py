@@ -11,18 +11,16 @@ from flask import (
     Blueprint,
     Response,
     current_app,
-    flash,
     redirect,
     render_template,
     request,
     session,
     url_for,
 )
-from flask_login import current_user, logout_user
+from flask_login import current_user
 
-from app.audit.services import record_audit
 from app.auth.forms import LoginForm
-from app.auth.routes import local_path, login_limits, sign_in
+from app.auth.routes import local_path, login_limits, sign_in, sign_out
 from app.broadcasts import routes as broadcasts_views
 from app.broadcasts.display import zone_label
 from app.broadcasts.services import history_page as broadcast_history
@@ -103,19 +101,7 @@ def create_session():
 
 @bp.post("/logout")
 def logout():
-    user = current_user._get_current_object()
-    user.rotate_session_token()
-    record_audit(
-        "logout",
-        user=user,
-        obj=user,
-        summary="Signed out (Missive sidebar)",
-        ip_address=request.remote_addr,
-    )
-    db.session.commit()
-    session.clear()
-    logout_user()
-    flash("You are signed out.", "info")
+    sign_out("Signed out (Missive sidebar)")
     return redirect(url_for("sidebar.login"))
 
 
