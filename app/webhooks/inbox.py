@@ -145,4 +145,8 @@ def apply_pending_callbacks(*, limit: int = BATCH, now: datetime | None = None) 
         counts, after_id, full = apply_pending_batch(after_id=after_id, limit=limit, now=now)
         for key, value in counts.items():
             totals[key] += value
+        if counts["busy"]:
+            # A later callback of a busy message must not overtake it: the next pass starts
+            # again from the oldest pending one.
+            break
     return totals
