@@ -191,11 +191,28 @@ def test_an_operator_signs_in_and_confirms_with_the_keyboard_alone(
     expect(delete).to_be_hidden()
     expect(page.locator("details.confirm-inline > summary")).to_be_focused()
 
+    # The campaign review takes the focus; Escape goes back to editing, onto Review.
+    page.goto("/campaigns/new")
+    page.select_option("#campaigns-add-include", label="Everyone")
+    with page.expect_response(re.compile(r"/campaigns/targeting$")):
+        page.locator("#campaigns-add-include + button", has_text="Add").click()
+    page.get_by_label("First message").fill("The library opens late on Thursday.")
+    page.locator("#campaigns-review-button").focus()
+    with page.expect_response(re.compile(r"/campaigns/preview$")):
+        page.keyboard.press("Enter")
+    expect(page.locator("#campaigns-review")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(page.locator("#campaigns-review")).to_have_count(0)
+    expect(page.locator("#campaigns-review-button")).to_be_focused()
+
     # Contacts: search by typing, then open a person from the list.
     page.goto("/contacts/")
     tab_to(page, "#contacts-search")
     with page.expect_response(lambda r: "/contacts/?" in r.url):
         page.keyboard.type("Ben")
+    # The count of matches is read out: the list was replaced, so the page's one polite region
+    # repeats it.
+    expect(page.locator("#live-announcer")).to_have_text(re.compile(r"^\d+ contacts?$"))
     tab_to(page, "#contacts-rows a")
     with page.expect_navigation():
         page.keyboard.press("Enter")
