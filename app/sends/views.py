@@ -33,6 +33,7 @@ from app.sends import Send, is_sending, send_kind, send_label
 from app.sends.control import cancel_preview, cancel_send
 from app.sends.results import STATUSES, clean_filters, outcome_csv, recipients_page
 from app.sends.stats import display_stats
+from app.system.periodic import error_summary
 from app.templating import send_url
 
 
@@ -150,6 +151,8 @@ def reconcile_context(
             unavailable=unavailable,
             queue_error=queue_error,
             run=run,
+            # The line of its traceback naming the error (not a database error's trailing link).
+            error=error_summary(run.error) if run is not None and run.error else "",
             running=running,
             # Queued, and no run row of this check yet.
             queued=waiting and not running_row,

@@ -181,3 +181,49 @@ def test_missive_without_twilio_credentials_says_what_is_missing(make_app, opera
     page = client_for(app, operator).get(f"/campaigns/{campaign.id}").get_data(as_text=True)
     note = by_id(page, f"campaigns-statuses-unavailable-{campaign.id}")
     assert "TWILIO_ACCOUNT_SID" in note.text and "Check statuses now" not in page
+
+
+def test_a_failed_or_partly_read_check_says_what_went_wrong(twilio_app, fake, operator):
+    broadcast, campaign = BroadcastFactory(sending=True), CampaignFactory(sending=True)
+    now = utcnow()
+    db.session.add_all(
+        [
+            JobRun(
+                name=send_run_name(broadcast),
+                outcome=JobOutcome.FAILED,
+                started_at=now,
+                finished_at=now,
+                error=(
+                    "Traceback (most recent call last):\n"
+                    "sqlalchemy.exc.OperationalError: (psycopg.OperationalError) server closed "
+                    "the connection\n[SQL: SELECT 1]\n"
+                    "(Background on this error at: https://sqlalche.me/e/20/e3q8)\n"
+                ),
+            ),
+            JobRun(
+                name=send_run_name(campaign),
+                outcome=JobOutcome.SUCCESS,
+                started_at=now,
+                finished_at=now,
+                counts={
+                    "checked": 0,
+                    "listed": 1000,
+                    "matched": 3,
+                    "errors": 1,
+                    "list_error": "HTTP 500 from Twilio",
+                },
+            ),
+        ]
+    )
+    db.session.commit()
+    client = client_for(twilio_app, operator)
+    page = client.get(f"/broadcasts/{broadcast.id}").get_data(as_text=True)
+    result = by_id(page, f"broadcasts-statuses-result-{broadcast.id}").text
+    assert "failed: sqlalchemy.exc.OperationalError: (psycopg.OperationalError) server closed" in (
+        " ".join(result.split())
+    )
+    assert "Background on this error" not in result
+    page = client.get(f"/campaigns/{campaign.id}").get_data(as_text=True)
+    counts = " ".join(by_id(page, f"campaigns-statuses-counts-{campaign.id}").text.split())
+    assert "3 messages matched" in counts
+    assert "Twilio's list could not be read (HTTP 500 from Twilio)" in counts
