@@ -169,9 +169,18 @@ def duration_in_words(seconds: float | None) -> str:
 def counts_in_words(counts: dict[str, Any]) -> str:
     """`120 messages checked · 3 updated`: the non-zero counts, each saying what it counts;
     `nothing to do` when every count is zero (unless the run was skipped: its reason says
-    why). Text values (a skip's reason) are left out."""
+    why). Text values (a skip's reason) are left out. `to_check` is the total `checked` goes
+    to: `1,500 of 6,000 messages checked` while short of it, never a count of its own (a
+    finished run's "600 messages to check" read as work left)."""
     parts = []
+    total = counts.get("to_check")
     for key, value in counts.items():
+        if key == "to_check":
+            continue
+        if key == "checked" and isinstance(total, int) and isinstance(value, int):
+            if 0 <= value < total:
+                parts.append(f"{value:,} of {total:,} messages checked")
+                continue
         if isinstance(value, int) and not isinstance(value, bool) and value:
             fallback = key.replace("_", " ")
             one, many = COUNT_WORDS.get(key, (fallback, fallback))

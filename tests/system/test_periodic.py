@@ -93,6 +93,13 @@ def test_next_run_relative_time_durations_counts_and_errors_in_words():
     )
     assert counts_in_words({"found": 1, "excluded": 1}) == "1 number found · 1 contact excluded"
     assert counts_in_words({"checked": 0, "updated": 0}) == "nothing to do"
+    # The total to check goes with the checked count, and is no count of its own once reached.
+    assert counts_in_words({"checked": 1, "to_check": 2}) == "1 of 2 messages checked"
+    assert counts_in_words({"checked": 600, "updated": 600, "to_check": 600}) == (
+        "600 messages checked · 600 updated"
+    )
+    assert counts_in_words({"checked": 0, "to_check": 0}) == "nothing to do"
+    assert counts_in_words({"checked": 0, "to_check": 5}) == "0 of 5 messages checked"
     assert counts_in_words({"skipped": "transport is simulator"}) == ""
     # A skipped run's zeros are not "nothing to do": its reason says why it did nothing.
     assert counts_in_words({"checked": 0, "skipped": "transport is simulator"}) == ""
@@ -276,7 +283,7 @@ def test_a_running_job_shows_its_live_counts_and_polls_until_done(viewer_client)
     assert partial.status_code == 200 and "<html" not in html
     assert '<li id="system-periodic-reconcile-statuses"' in html
     assert 'hx-trigger="every 2s"' in html and "running" in html
-    assert "1,500 messages checked · 12 updated · 6,000 messages to check" in html
+    assert "1,500 of 6,000 messages checked · 12 updated" in html
     assert 'value="1500" max="6000"' in html  # a real progress bar
     assert "HX-Trigger" not in partial.headers
 
