@@ -16,16 +16,18 @@ FRAME_SESSION_KEY = "_sidebar"
 
 
 def sidebar_page() -> str | None:
-    """The sidebar page (path and query) this request is for or comes from, else None.
+    """The sidebar page (path and query) this request is for or comes from, else None: where
+    the sidebar's sign-in comes back to.
 
     A sidebar page's own htmx requests often go to the features' endpoints (`/broadcasts/…`):
-    htmx names the page it was sent from in HX-Current-URL."""
-    if request.path.startswith(PREFIX):
-        return request.full_path.rstrip("?")
+    htmx names the page it was sent from in HX-Current-URL. A form posted to the sidebar
+    itself comes back to the sidebar's first panel (a POST cannot be repeated by a redirect)."""
     if is_htmx():
         page = urlsplit(request.headers.get("HX-Current-URL", ""))
         if page.path.startswith(PREFIX):
             return page.path + (f"?{page.query}" if page.query else "")
+    if request.path.startswith(PREFIX):
+        return request.full_path.rstrip("?") if request.method == "GET" else PREFIX
     return None
 
 

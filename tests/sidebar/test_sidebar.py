@@ -430,3 +430,13 @@ def test_an_htmx_request_from_a_sidebar_page_writes_the_frames_cookie(
     from_dashboard = {**HX, "HX-Current-URL": "https://broadcaster.example/campaigns/"}
     response = operator_client.post(f"/campaigns/{other.id}/delete", headers=from_dashboard)
     assert "SameSite=Lax" in _cookie_header(response)
+
+
+def test_an_expired_session_comes_back_to_the_panel_it_was_on(client):
+    """Sign-in returns to the page the person was on: the panel an htmx request came from, or
+    the first panel after a form posted to the sidebar (a POST cannot be repeated)."""
+    panel = {**HX, "HX-Current-URL": "http://127.0.0.1/sidebar/conversation"}
+    response = client.get("/sidebar/conversation/contact?selected=0", headers=panel)
+    assert response.headers["HX-Redirect"] == "/sidebar/login?next=/sidebar/conversation"
+    response = client.post("/sidebar/logout")
+    assert response.headers["Location"] == "/sidebar/login?next=/sidebar/"
