@@ -31,13 +31,15 @@ class GracefulWorker(Worker):
     RQ's own warm shutdown (SIGTERM to this process) waits for the current job, and a work horse
     that gets SIGTERM itself dies at once. A platform sends SIGTERM to every process of the dyno
     and SIGKILL 30 s later, while a drain job may run for minutes. So here the horse turns SIGTERM
-    into a stop request the drain job reads between calls (app.jobs.shutdown), and this process
+    into a stop request the drain job reads between calls (app.jobs.shutdown; a job still running
+    SHUTDOWN_GRACE_SECONDS later is stopped with an exception, before SIGKILL), and this process
     passes its own SIGTERM on to the horse (which sits in a process group of its own, so a
     `kill` of this process alone would never reach it). The job then finishes what is in flight,
     gives back the rest and returns; this process exits when it does.
     """
 
     stopped_on_request = False
+    shutdown_grace_seconds = 25.0
 
     def _install_signal_handlers(self) -> None:
         super()._install_signal_handlers()
@@ -47,7 +49,7 @@ class GracefulWorker(Worker):
             self._stop_requested = True
 
     def setup_work_horse_signals(self) -> None:
-        install_horse_handlers()
+        install_horse_handlers(self.shutdown_grace_seconds)
         if self.stopped_on_request:
             # SIGTERM reached this process after it took the job but before it forked: the
             # horse (a copy of it) starts stopped, so the job returns at once.
@@ -119,6 +121,7 @@ def run_worker(burst: bool, queues: list[str]) -> int:
         db.engine.dispose()
         # No job descriptions in the log: their arguments may be texts (Missive posts).
         worker = GracefulWorker(queues, connection=get_redis(app), log_job_description=False)
+        worker.shutdown_grace_seconds = app.config["SHUTDOWN_GRACE_SECONDS"]
         worked = worker.work(burst=burst, logging_level=app.config["LOG_LEVEL"])
         if burst or worked or worker.stopped_on_request:
             return 0

@@ -256,6 +256,9 @@ def load_config(env: dict[str, str] | None = None) -> dict[str, Any]:
         "STALE_CLAIM_SECONDS": _int(env, "STALE_CLAIM_SECONDS", 300, minimum=1),
         "PROVIDER_CONNECT_TIMEOUT": _float(env, "PROVIDER_CONNECT_TIMEOUT", 5.0),
         "PROVIDER_READ_TIMEOUT": _float(env, "PROVIDER_READ_TIMEOUT", 20.0),
+        # A job still running this long after a worker's SIGTERM is stopped (the platform's
+        # SIGKILL follows at 30 s); the drain job is done long before.
+        "SHUTDOWN_GRACE_SECONDS": _float(env, "SHUTDOWN_GRACE_SECONDS", 25.0),
         "SIMULATOR_STATUS_DELAY_SECONDS": _int(env, "SIMULATOR_STATUS_DELAY_SECONDS", 3),
         "REDIS_KEY_PREFIX": _str(env, "REDIS_KEY_PREFIX", "broadcaster"),
         "QUIET_HOURS": parse_quiet_hours(_str(env, "QUIET_HOURS", "09:00-20:00")),

@@ -79,7 +79,7 @@ def seed(app: Flask, n: int) -> None:
     db.session.flush()
     create_outbound(broadcast, [c.id for c in contacts], "Deploy check")
     db.session.commit()
-    enqueue_sending(app)
+    assert enqueue_sending(app) == 1
 
 
 def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen:
@@ -94,11 +94,12 @@ def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen:
         )
 
 
-def wait_for(condition, timeout: float = 60.0, what: str = "condition") -> None:
+def wait_for(condition, timeout: float = 90.0, what: str = "condition", log: Path | None = None):
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            tail = log.read_text()[-3000:] if log else ""
+            raise AssertionError(f"timed out waiting for {what}\n{tail}")
         time.sleep(0.02)
 
 
@@ -126,7 +127,11 @@ def test_sigterm_mid_batch_records_calls_in_flight_and_gives_back_the_rest(
     worker = start_worker(env, tmp_path / "worker.log")
     try:
         # Well inside the one batch of 60 (claimed at once): calls are in flight right now.
-        wait_for(lambda: fake.stats()["accepted"] >= 8, what="the first calls")
+        wait_for(
+            lambda: fake.stats()["accepted"] >= 8,
+            what="the first calls",
+            log=tmp_path / "worker.log",
+        )
         os.kill(worker.pid, signal.SIGTERM)  # this process only, as `docker stop` would
         signalled = time.monotonic()
         code = worker.wait(timeout=30)
@@ -156,12 +161,12 @@ def test_sigterm_mid_batch_records_calls_in_flight_and_gives_back_the_rest(
     assert jobs[0]["accepted"] == len(records) and jobs[0]["broadcast_ids"] == [
         messages[0].broadcast_id
     ]
-    assert any(j.func_name == SEND_JOB for j in get_queue(live, QUEUE_SENDING).get_jobs())
+    assert any(j.func_name == SEND_JOB for j in get_queue(live, QUEUE_SENDING).get_jobs()), jobs[0]
 
     # The next worker sends the rest: every message once.
     done = run_worker_py(["worker", "--burst"], env)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert {m.status for m in rows()} == {MessageStatus.SENT}
+    assert {m.status for m in rows()} == {MessageStatus.SENT}, done.stderr[-3000:]
     assert fake.stats()["accepted"] == 60 and fake.stats()["duplicates"] == 0
 
 
@@ -176,7 +181,11 @@ def test_sigterm_during_a_call_that_times_out_leaves_it_unknown_never_resent(
     )
     worker = start_worker(env, tmp_path / "worker.log")
     try:
-        wait_for(lambda: fake.stats()["timeouts"] >= 1, what="the hanging call")
+        wait_for(
+            lambda: fake.stats()["timeouts"] >= 1,
+            what="the hanging call",
+            log=tmp_path / "worker.log",
+        )
         signalled = time.monotonic()
         kill_tree(worker, signal.SIGTERM)  # every process of the tree, as Heroku does
         code = worker.wait(timeout=30)
@@ -207,3 +216,31 @@ def test_sigterm_during_a_call_that_times_out_leaves_it_unknown_never_resent(
     first = rows()[0]
     assert first.status == MessageStatus.SENT
     assert first.provider_sid == fake.messages()[0]["sid"]
+
+
+def test_a_job_that_cannot_stop_early_is_stopped_before_the_platforms_sigkill(
+    live, shutdown_db, settings, tmp_path
+):
+    from rq import Queue
+
+    from app.extensions import get_redis
+
+    queue = Queue("maintenance", connection=get_redis(live))
+    job = queue.enqueue("time.sleep", 120, job_timeout=600)
+    env = test_env(DATABASE_URL=shutdown_db, **settings, SHUTDOWN_GRACE_SECONDS="2")
+    worker = start_worker(env, tmp_path / "worker.log")
+    try:
+        wait_for(lambda: job.get_status(refresh=True) == "started", what="the job to start")
+        signalled = time.monotonic()
+        kill_tree(worker, signal.SIGTERM)
+        code = worker.wait(timeout=30)
+        exit_seconds = time.monotonic() - signalled
+    finally:
+        kill_tree(worker)
+    log = (tmp_path / "worker.log").read_text()
+    assert code == 0 and exit_seconds < 10, log[-3000:]
+    # Failed with the reason, where a person (and RQ's failed registry) can see it.
+    assert job.get_status(refresh=True) == "failed"
+    assert job.id in queue.failed_job_registry.get_job_ids()
+    assert "still running 2 s after SIGTERM" in job.latest_result().exc_string
+    assert "job sleep failed" in log and "ShutDownImminentException" in log
