@@ -244,3 +244,25 @@ def test_a_job_that_cannot_stop_early_is_stopped_before_the_platforms_sigkill(
     assert job.id in queue.failed_job_registry.get_job_ids()
     assert "still running 2 s after SIGTERM" in job.latest_result().exc_string
     assert "job sleep failed" in log and "ShutDownImminentException" in log
+
+
+def test_in_a_horse_the_first_sigterm_sets_the_flag_and_later_ones_are_ignored():
+    from app.jobs.shutdown import install_horse_handlers, stop_requested
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)}
+    try:
+        install_horse_handlers(grace_seconds=60)
+        assert not stop_requested.is_set()
+        os.kill(os.getpid(), signal.SIGTERM)
+        wait_for(stop_requested.is_set, timeout=5, what="the stop flag")
+        # The platform's SIGTERM and the worker's forwarded one land together: the second is
+        # ignored (a second run of the handler inside the first could deadlock on the Event).
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGTERM)
+        # The grace timer runs: the job will be stopped if it does not return by itself.
+        assert 0 < signal.getitimer(signal.ITIMER_REAL)[0] <= 60
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        stop_requested.clear()
