@@ -26,6 +26,9 @@ WINDOW_MS = 500
 QUEUED_TTL_SECONDS = 60
 # A job that finds rows busy (a worker was recording results) looks again this many times.
 BUSY_PASSES = 5
+# After Redis failed, a web process stops asking it for this long: a Redis that hangs would
+# otherwise hold every callback for its connect timeout. The tick applies what piles up.
+REDIS_BACKOFF_SECONDS = 5.0
 _warned_at = 0.0
 
 
@@ -37,9 +40,11 @@ def _keys(app: Flask) -> tuple[str, str]:
 def nudge_status_applier(app: Flask) -> None:
     """After the commit that stored a callback: open an apply window if none is open, and make
     sure a job will apply it once the window closes. One Redis round trip in the usual case
-    (a window already open). Redis down: logged (once a minute) and ignored, the tick applies
-    the callbacks instead."""
+    (a window already open). Redis down: logged (once a minute) and not asked again for a few
+    seconds; the tick applies the callbacks instead."""
     global _warned_at
+    if time.monotonic() < app.extensions.get("status_nudge_paused_until", 0.0):
+        return
     window, queued = _keys(app)
     try:
         redis = get_redis(app)
@@ -50,6 +55,7 @@ def nudge_status_applier(app: Flask) -> None:
                 APPLY_JOB, at_front=True, job_timeout=300, result_ttl=60, failure_ttl=86400
             )
     except RedisError as exc:
+        app.extensions["status_nudge_paused_until"] = time.monotonic() + REDIS_BACKOFF_SECONDS
         if time.monotonic() - _warned_at > 60:
             _warned_at = time.monotonic()
             log.warning("status callbacks wait for the tick: cannot reach Redis: %s", exc)

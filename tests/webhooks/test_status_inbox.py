@@ -5,6 +5,7 @@ or Redis down (the tick sweeps), and the statements each webhook request costs."
 from __future__ import annotations
 
 import random
+import time
 from datetime import timedelta
 
 import pytest
@@ -190,6 +191,8 @@ def test_with_redis_down_callbacks_are_accepted_and_the_tick_applies_them(make_a
     for status in ("sent", "delivered"):
         post_status(client, status, message_id=message_id, sid=sid)
     assert pending_count() == 2 and reload(message_id).status == MessageStatus.SENT
+    # After the first failure this web process stops asking Redis for a few seconds.
+    assert down.extensions["status_nudge_paused_until"] > time.monotonic()
 
     result = tick()  # Redis is back; nobody ever asked a worker for these
     assert result["callbacks_applied"] == 2 and result["callbacks_waiting"] == 0
