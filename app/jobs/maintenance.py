@@ -11,12 +11,14 @@ from flask import Flask, current_app
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
+from app.api.idempotency import KEEP as IDEMPOTENCY_KEEP
 from app.extensions import db, get_redis
 from app.jobs import QUEUE_MAINTENANCE, get_queue, missive_upkeep
 from app.jobs.runs import recorded_run
 from app.jobs.schedule import DEFAULT_TIMEOUT
 from app.models import (
     FAILED_STATUSES,
+    ApiIdempotencyKey,
     Broadcast,
     Campaign,
     Contact,
@@ -63,7 +65,8 @@ def _delete_in_batches(model: Any, stamp: Any, cutoff: Any, *extra: Any) -> int:
 
 
 def apply_retention() -> dict[str, Any]:
-    """Delete webhook log entries and job runs older than RETENTION_DAYS (SPEC 8a).
+    """Delete webhook log entries and job runs older than RETENTION_DAYS (SPEC 8a), and the API's
+    idempotency keys older than a day.
 
     In bounded batches, each committed, so it is resumable and safe to run twice or
     concurrently; this run's own row is never deleted.
@@ -75,6 +78,10 @@ def apply_retention() -> dict[str, Any]:
         )
         run.counts["job_runs_deleted"] = _delete_in_batches(
             JobRun, JobRun.started_at, cutoff, JobRun.id != run.run_id
+        )
+        # The API's idempotency keys are kept a day (app/api/idempotency.py), whatever the above.
+        run.counts["idempotency_keys_deleted"] = _delete_in_batches(
+            ApiIdempotencyKey, ApiIdempotencyKey.created_at, utcnow() - IDEMPOTENCY_KEEP
         )
     return run.counts
 

@@ -10,6 +10,7 @@ from app.extensions import db
 from app.jobs.maintenance import apply_retention, exclude_undeliverable
 from app.jobs.schedule import PERIODIC_JOBS
 from app.models import (
+    ApiIdempotencyKey,
     AuditLog,
     ExcludeReason,
     JobOutcome,
@@ -33,11 +34,22 @@ def test_retention_deletes_old_webhook_logs_and_job_runs_and_keeps_the_recent_on
         db.session.add(
             JobRun(name="tick", started_at=now - timedelta(days=age), outcome=JobOutcome.SUCCESS)
         )
+    for hours, key in ((25, "old"), (23, "recent")):  # the API's keys are kept a day
+        db.session.add(
+            ApiIdempotencyKey(
+                user_id=1, key=key, fingerprint="f", created_at=now - timedelta(hours=hours)
+            )
+        )
     db.session.commit()
 
-    assert apply_retention() == {"webhook_events_deleted": 1, "job_runs_deleted": 1}
+    assert apply_retention() == {
+        "webhook_events_deleted": 1,
+        "job_runs_deleted": 1,
+        "idempotency_keys_deleted": 1,
+    }
 
     assert _count(WebhookEvent) == 2
+    assert list(db.session.scalars(sa.select(ApiIdempotencyKey.key))) == ["recent"]
     ages = sorted(
         (now - r.started_at).days
         for r in db.session.scalars(sa.select(JobRun).where(JobRun.name == "tick"))
@@ -45,14 +57,22 @@ def test_retention_deletes_old_webhook_logs_and_job_runs_and_keeps_the_recent_on
     assert ages == [0, 29]
     run = db.session.scalars(sa.select(JobRun).where(JobRun.name == "retention")).one()
     assert run.outcome == JobOutcome.SUCCESS
-    assert run.counts == {"webhook_events_deleted": 1, "job_runs_deleted": 1}
+    assert run.counts == {
+        "webhook_events_deleted": 1,
+        "job_runs_deleted": 1,
+        "idempotency_keys_deleted": 1,
+    }
 
 
 def test_retention_run_twice_deletes_nothing_the_second_time_and_keeps_its_own_runs(app):
     db.session.add(WebhookEvent(source="twilio_status", received_at=utcnow() - timedelta(days=40)))
     db.session.commit()
     apply_retention()
-    assert apply_retention() == {"webhook_events_deleted": 0, "job_runs_deleted": 0}
+    assert apply_retention() == {
+        "webhook_events_deleted": 0,
+        "job_runs_deleted": 0,
+        "idempotency_keys_deleted": 0,
+    }
     runs = db.session.scalars(sa.select(JobRun).where(JobRun.name == "retention")).all()
     assert [r.outcome for r in runs] == [JobOutcome.SUCCESS, JobOutcome.SUCCESS]
 
