@@ -132,3 +132,18 @@ def test_the_openapi_document_and_its_page_need_no_token(client):
     assert "<script>" not in page.get_data(as_text=True)  # no inline script
     assert "'unsafe-inline'" in page.headers["Content-Security-Policy"]
     assert "script-src 'self';" in page.headers["Content-Security-Policy"]
+
+
+def test_csrf_does_not_apply_to_token_requests(csrf_enabled, operator_api):
+    etag = operator_api.get("/api/v1/broadcasts/upcoming").headers["ETag"]
+    response = operator_api.patch(
+        "/api/v1/broadcasts/upcoming", json={"first_message": "No CSRF"}, headers={"If-Match": etag}
+    )
+    assert response.status_code == 200, response.get_json()
+
+
+def test_with_csrf_on_a_session_cookie_still_gets_no_access(csrf_enabled, client, operator):
+    assert sign_in(client, operator).status_code in (302, 400)
+    response = client.post("/api/v1/broadcasts/upcoming/send-now")
+    assert response.status_code == 401
+    assert response.content_type == PROBLEM
