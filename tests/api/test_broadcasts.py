@@ -7,9 +7,21 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import AuditLog, Broadcast, BroadcastStatus, OutboundMessage, Setting
+from app.models import (
+    AuditLog,
+    Broadcast,
+    BroadcastStatus,
+    MessageStatus,
+    OutboundMessage,
+    Setting,
+)
 from app.settings.services import STAFF_NUMBERS_SETTING
-from tests.factories import BroadcastFactory, ContactFactory, SegmentFactory
+from tests.factories import (
+    BroadcastFactory,
+    ContactFactory,
+    OutboundMessageFactory,
+    SegmentFactory,
+)
 
 
 def _upcoming(**kwargs) -> Broadcast:
@@ -198,3 +210,30 @@ def test_a_viewer_token_reads_but_never_changes(viewer_api):
     refused = viewer_api.post("/api/v1/broadcasts/upcoming/send-now")
     assert refused.status_code == 403
     assert "operator role" in refused.get_json()["detail"]
+
+
+def test_recipients_filter_by_status_and_page_without_repeats(operator_api):
+    broadcast = BroadcastFactory(sending=True)
+    db.session.flush()
+    for index in range(5):
+        OutboundMessageFactory(
+            broadcast=broadcast,
+            status=MessageStatus.DELIVERED if index % 2 == 0 else MessageStatus.FAILED,
+        )
+    db.session.commit()
+    url = f"/api/v1/broadcasts/{broadcast.id}/recipients"
+    delivered = operator_api.get(url, query_string={"status": "delivered"}).get_json()
+    assert {r["status"] for r in delivered["items"]} == {"delivered"}
+    assert len(delivered["items"]) == 3
+    seen = []
+    page = operator_api.get(url, query_string={"limit": 2}).get_json()
+    seen += [r["message_id"] for r in page["items"]]
+    OutboundMessageFactory(broadcast=broadcast)  # arrives between pages
+    db.session.commit()
+    while page["next_cursor"]:
+        page = operator_api.get(url, query_string={"limit": 2, "cursor": page["next_cursor"]})
+        page = page.get_json()
+        seen += [r["message_id"] for r in page["items"]]
+    assert len(seen) == len(set(seen)) == 6
+    bad = operator_api.get(url, query_string={"status": "lost"})
+    assert bad.status_code == 422 and bad.get_json()["field"] == "status"
