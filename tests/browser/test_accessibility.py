@@ -19,6 +19,7 @@ from playwright.sync_api import Page, expect
 from bench.common import kill_tree
 from tests.browser.axe import describe, violations
 from tests.browser.conftest import LiveServer, PageProblems, serve
+from tests.browser.test_inbound_timeline import post_inbound
 from tests.browser.test_navigation import DESKTOP, SIDEBAR, horizontal_overflow, sign_in
 from tests.support import (
     OUTPUT_DIR,
@@ -58,6 +59,21 @@ def plant_stuck_message(broadcast_id: int) -> None:
             {"b": broadcast_id},
         )
     engine.dispose()
+
+
+def a_recipient(broadcast_id: int) -> tuple[int, str]:
+    """(contact id, phone) of someone the broadcast's first message reached."""
+    engine = sa.create_engine(database_url_named(DATABASE))
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT c.id, c.phone FROM outbound_messages o JOIN contacts c ON c.id = o.contact_id "
+                "WHERE o.broadcast_id = :b AND o.status IN ('sent', 'delivered') ORDER BY c.id LIMIT 1"
+            ),
+            {"b": broadcast_id},
+        ).one()
+    engine.dispose()
+    return row.id, row.phone
 
 
 def run_jobs(server: LiveServer) -> None:
@@ -364,9 +380,15 @@ def test_every_page_and_state_has_no_serious_axe_violation_at_1280_and_320(
         expect(page.locator(f"#broadcasts-done-{broadcast_id}")).to_be_visible(timeout=60_000)
         # The System page with its workers up, its job runs, and a message that needs attention.
         plant_stuck_message(broadcast_id)
+        contact_id, phone = a_recipient(broadcast_id)
+        post_inbound(live_server, phone, "Please stop texting me")
         page.goto("/system/")
         expect(page.locator("#system-attention-list tbody tr")).to_have_count(1)
+        expect(page.locator("#system-opt-outs .review-item")).to_have_count(1)
         check("system-busy")
+        page.goto(f"/contacts/{contact_id}")
+        expect(page.locator("#contacts-timeline")).to_contain_text("Please stop texting me")
+        check("contact-with-messages")
     finally:
         for process in processes:
             kill_tree(process)
