@@ -123,6 +123,8 @@ def _poll_frame(page: Page, pattern: str) -> None:
         frame = frame_page(page)
         if frame is not None and regex.search(frame.url):
             frame.wait_for_load_state()
+            # Deferred scripts run and the page laid out: a click now is not lost.
+            frame.wait_for_function("() => document.readyState === 'complete' && !!window.htmx")
             return
         page.wait_for_timeout(100)
     raise AssertionError(f"the frame never showed {pattern}: {[f.url for f in page.frames]}")
@@ -346,6 +348,21 @@ def test_the_sidebar_works_inside_a_cross_site_frame(
     expect(row.locator(f"#campaigns-edit-{campaign_id}")).to_be_visible()
     shoot(page, "sidebar-campaigns-320.png")
     assert overflow(page) <= 0
+    # Edit it from its row: the dashboard's form in the frame, back to the panel once saved.
+    row.locator(f"#campaigns-edit-{campaign_id}").click()
+    _poll_frame(page, rf"/sidebar/campaigns/{campaign_id}/edit$")
+    frame.locator("#campaigns-title").fill("Library hours, Thursdays")
+    frame.locator("#campaigns-review-button").click()
+    frame.locator("#campaigns-schedule").click()
+    _poll_frame(page, r"/sidebar/campaigns$")
+    expect(frame.locator("#flash")).to_contain_text("Library hours, Thursdays scheduled for")
+    # And delete it: the row's confirmation, then the panel says so.
+    row.locator("details > summary").first.click()
+    row.locator(f"#campaigns-delete-{campaign_id} > summary").click()
+    row.locator(f"#campaigns-delete-go-{campaign_id}").click()
+    _poll_frame(page, r"/sidebar/campaigns$")
+    expect(frame.locator("#flash")).to_contain_text("Deleted campaign Library hours, Thursdays.")
+    expect(frame.locator(f"#sidebar-campaigns-upcoming-{campaign_id}")).to_have_count(0)
 
     # -- the conversation panel: switch conversations, unsubscribe one --------------------------
     ada, bo = plant_conversations(missive)
