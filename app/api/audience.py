@@ -4,8 +4,6 @@ the provider's SID. Every rule is the dashboard's own service."""
 
 from __future__ import annotations
 
-import inspect
-
 import sqlalchemy as sa
 from flask import current_app, request
 
@@ -42,14 +40,6 @@ from app.security import public
 from app.segments.services import CountCache, count_segment_contacts
 
 TAG_SEGMENTS, TAG_CONTACTS, TAG_MESSAGES = ["segments"], ["contacts"], ["messages"]
-
-
-def _ZIP_REGION() -> dict[str, str]:  # noqa: N802
-    """The dashboard checks zip codes against PHONE_REGION once the contacts service takes it
-    (being added alongside this API): pass it when it does, so both apply the same rule."""
-    if "zip_region" in inspect.signature(update_contact).parameters:
-        return {"zip_region": current_app.config.get("PHONE_REGION") or ""}
-    return {}
 
 
 # -- segments ----------------------------------------------------------------------------------
@@ -162,7 +152,7 @@ def patch_contact(contact_id: int):
         ),
         user=api_user(),
         ip_address=client_ip(),
-        **_ZIP_REGION(),
+        zip_region=current_app.config["PHONE_REGION"],
     )
     db.session.commit()
     return contact_body(contact)
