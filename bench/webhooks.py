@@ -6,7 +6,8 @@ Half the requests are inbound SMS (replies, keywords, new numbers; 5% delivered 
 half status callbacks for sent messages (duplicates and out-of-order included). Open loop at
 `--rps`: latency is from each request's scheduled time to its answer, so a server falling behind
 cannot hide it. Then, in the same run, closed loop (every connection sends its next request as
-soon as the last is answered) for the capacity of the same mix and of `/healthz`. Before the
+soon as the last is answered) for the capacity of the same mix and of `/healthz`, in alternating
+slices so that a change in the machine's load weighs on both alike. Before the
 server starts, the same requests in-process count SQL statements and server time per request.
 
 Prints one JSON line: p50/p99 latency and errors at `--rps`, `stored_once` (every inbound SMS
@@ -53,6 +54,7 @@ from bench.common import (
 TOKEN = "bench-twilio-auth-token"
 PUBLIC = "https://broadcaster.example.org"
 SEEDED = 5000
+CAPACITY_SLICES = 4
 REPLIES = ["Thanks!", "stop by later", "Who is this?", "STOP", "Yes", "HELP", "Great story 👍"]
 STATUSES = ["sending", "sent", "delivered", "sent", "undelivered", "delivered"]
 
@@ -348,7 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preload", action="store_true", help="gunicorn --preload")
     parser.add_argument("--concurrency", type=int, default=48, help="client connections")
     parser.add_argument("--baseline-seconds", type=float, default=10)
-    parser.add_argument("--capacity-seconds", type=float, default=10)
+    parser.add_argument(
+        "--capacity-seconds", type=float, default=10, help="closed loop, each of mix and /healthz"
+    )
     parser.add_argument(
         "--capacity-concurrency", type=int, default=16, help="closed-loop client connections"
     )
@@ -388,17 +392,24 @@ def main(argv: list[str] | None = None) -> int:
             )
             log(f"webhooks: {len(calls)} requests at {args.rps}/s ...")
             latencies, statuses, elapsed = drive(base, calls, args.rps, args.concurrency)
-            log("capacity: /healthz closed loop ...")
-            healthz_done, _, healthz_elapsed = hammer(
-                base,
-                [None] * int(3000 * args.capacity_seconds),
-                args.capacity_seconds,
-                args.capacity_concurrency,
-            )
-            log("capacity: webhooks closed loop ...")
-            mix_done, capacity_statuses, mix_elapsed = hammer(
-                base, capacity_calls, args.capacity_seconds, args.capacity_concurrency
-            )
+            # Closed loop, in alternating slices of /healthz and of the mix, so a machine whose
+            # load drifts during the run weighs on both alike.
+            log("capacity: /healthz and webhooks closed loop, alternating ...")
+            healthz_calls: list[Call | None] = [None] * int(3000 * args.capacity_seconds)
+            healthz_done = mix_done = 0
+            healthz_elapsed = mix_elapsed = 0.0
+            capacity_statuses = [0] * len(capacity_calls)
+            slice_seconds = args.capacity_seconds / CAPACITY_SLICES
+            for n in range(CAPACITY_SLICES):
+                done, _, took = hammer(
+                    base, healthz_calls, slice_seconds, args.capacity_concurrency
+                )
+                healthz_done, healthz_elapsed = healthz_done + done, healthz_elapsed + took
+                offset = n * len(capacity_calls) // CAPACITY_SLICES
+                part = capacity_calls[offset : (n + 1) * len(capacity_calls) // CAPACITY_SLICES]
+                done, codes, took = hammer(base, part, slice_seconds, args.capacity_concurrency)
+                capacity_statuses[offset : offset + len(codes)] = codes
+                mix_done, mix_elapsed = mix_done + done, mix_elapsed + took
             log("waiting for the worker to apply the inbox ...")
             drained_s = wait_for_inbox(env, 60)
         finally:
