@@ -43,9 +43,12 @@ bp = Blueprint("segments", __name__, url_prefix="/segments")
 RAW_SQL_COUNT_ROLE = "Operators see the counts of raw SQL segments."
 
 
-def _builder_context(rule: dict[str, Any]) -> dict[str, Any]:
+def _builder_context(rule: dict[str, Any], error_node: str | None = None) -> dict[str, Any]:
+    """What the builder partial needs; `error_node` is the path of the condition or group a
+    refused save names (its fields are marked invalid and described by the message)."""
     return dict(
         rule=rule,
+        error_node=error_node,
         root=ROOT,
         condition_types=CONDITION_TYPES,
         labels=label_choices(),
@@ -53,13 +56,20 @@ def _builder_context(rule: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _render_page(segment: Segment | None, form, rule=None, status: int = 200, rule_error=None):
+def _render_page(
+    segment: Segment | None,
+    form,
+    rule=None,
+    status: int = 200,
+    rule_error=None,
+    error_node: str | None = None,
+):
     if isinstance(form, SqlSegmentForm):
         html = render_template(
             "segments/sql.html", segment=segment, form=form, allowed_columns=ALLOWED_COLUMNS
         )
         return html, status
-    context = _builder_context(rule if rule is not None else empty_rule())
+    context = _builder_context(rule if rule is not None else empty_rule(), error_node)
     html = render_template(
         "segments/edit.html", segment=segment, form=form, rule_error=rule_error, **context
     )
@@ -97,7 +107,7 @@ def _save(segment: Segment | None):
         abort(403, description="Only admins may write raw SQL segments.")
     form = SqlSegmentForm() if sql_kind else SegmentForm()
     rule = None if sql_kind else rule_from_form(request.form)
-    rule_error = None
+    rule_error = error_node = None
     notes: list[str] = []
     if form.validate_on_submit():
         try:
@@ -118,6 +128,7 @@ def _save(segment: Segment | None):
                 field.errors.append(exc.message)
             else:
                 rule_error = exc.message
+                error_node = getattr(exc, "node", None)
         else:
             db.session.commit()
             flash(f"Saved segment {saved.name}.", "success")
@@ -127,7 +138,7 @@ def _save(segment: Segment | None):
     db.session.rollback()
     if segment is not None:
         segment = db.session.get(Segment, segment.id)
-    return _render_page(segment, form, rule, 422, rule_error)
+    return _render_page(segment, form, rule, 422, rule_error, error_node)
 
 
 @bp.post("/")

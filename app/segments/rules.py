@@ -239,7 +239,9 @@ def validate_rule(
         raise _fail("", 'a rule is {"all": [...]} or {"any": [...]}.')
     counter = [0]
 
-    def group(node: dict[str, Any], steps: list[tuple[str, int]], depth: int) -> dict[str, Any]:
+    def group(
+        node: dict[str, Any], steps: list[tuple[str, int]], depth: int, path: str = "r"
+    ) -> dict[str, Any]:
         where = describe_place(steps) if steps else ""
         modes = [m for m in GROUP_MODES if m in node]
         if len(modes) != 1 or len(node) != 1:
@@ -250,33 +252,45 @@ def validate_rule(
             raise _fail(where, f'"{mode}" must hold a list of conditions.')
         checked: list[dict[str, Any]] = []
         numbers = {"condition": 0, "group": 0}
-        for child in children:
+        for index, child in enumerate(children):
             kind = "group" if isinstance(child, dict) and "type" not in child else "condition"
             numbers[kind] += 1
             child_steps = [*steps, (kind, numbers[kind])]
-            if not isinstance(child, dict):
-                raise _fail(describe_place(child_steps), "must be a condition or a group.")
-            if kind == "condition" and notes is not None and not child.get("type"):
-                notes.append(f"{describe_place(child_steps)} is not chosen yet: left out.")
-                continue
-            if kind == "condition":
-                counter[0] += 1
-                if counter[0] > MAX_CONDITIONS:
-                    raise _fail("", f"a rule has at most {MAX_CONDITIONS} conditions.")
-                checked.append(_check_condition(child, child_steps, zip_region))
-            else:
-                if depth >= MAX_DEPTH:
-                    raise _fail(
-                        describe_place(child_steps), f"groups nest at most {MAX_DEPTH} deep."
-                    )
-                noted = len(notes) if notes is not None else 0
-                inner = group(child, child_steps, depth + 1)
-                if notes is not None and not inner[next(iter(inner))]:
-                    del notes[noted:]  # one note for the group, not one per unchosen condition
-                    notes.append(f"{describe_place(child_steps)} has no condition yet: left out.")
-                    continue
-                checked.append(inner)
+            try:
+                kept = child_node(child, kind, child_steps, depth, f"{path}.{index}")
+            except ValidationError as exc:
+                # The builder's path of the node at fault (`r.1.0`: the first child of the
+                # root's second), so the page can mark that node's fields and tie the message
+                # to them. The innermost node that fails names itself first.
+                if getattr(exc, "node", None) is None:
+                    exc.node = f"{path}.{index}"
+                raise
+            if kept is not None:
+                checked.append(kept)
         return {mode: checked}
+
+    def child_node(
+        child: Any, kind: str, child_steps: list[tuple[str, int]], depth: int, path: str
+    ) -> dict[str, Any] | None:
+        if not isinstance(child, dict):
+            raise _fail(describe_place(child_steps), "must be a condition or a group.")
+        if kind == "condition" and notes is not None and not child.get("type"):
+            notes.append(f"{describe_place(child_steps)} is not chosen yet: left out.")
+            return None
+        if kind == "condition":
+            counter[0] += 1
+            if counter[0] > MAX_CONDITIONS:
+                raise _fail("", f"a rule has at most {MAX_CONDITIONS} conditions.")
+            return _check_condition(child, child_steps, zip_region)
+        if depth >= MAX_DEPTH:
+            raise _fail(describe_place(child_steps), f"groups nest at most {MAX_DEPTH} deep.")
+        noted = len(notes) if notes is not None else 0
+        inner = group(child, child_steps, depth + 1, path)
+        if notes is not None and not inner[next(iter(inner))]:
+            del notes[noted:]  # one note for the group, not one per unchosen condition
+            notes.append(f"{describe_place(child_steps)} has no condition yet: left out.")
+            return None
+        return inner
 
     return group(rule, [], 1)
 

@@ -3,6 +3,8 @@ an untouched one is left out with a note, and messages name the condition as a p
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import sqlalchemy as sa
 
@@ -157,3 +159,54 @@ def test_zip_plus_four_is_accepted_and_a_saved_segment_with_an_old_zip_still_run
 def test_the_api_grammar_still_refuses_a_condition_without_a_type():
     with pytest.raises(ValidationError, match="The first condition: unknown condition type ''"):
         validate_rule({"all": [{"type": ""}]})
+
+
+def test_a_refused_rule_names_the_builder_node_at_fault():
+    rule = {
+        "all": [
+            {"type": "name", "op": "is_set"},
+            {"any": [{"type": ""}, {"type": "zip_code", "op": "in", "values": "abc"}]},
+        ]
+    }
+    with pytest.raises(ValidationError) as caught:
+        validate_rule(rule, "US", notes=[])
+    # The raw index (the unchosen picker counts), as the builder's form names it.
+    assert caught.value.node == "r.1.1"
+    with pytest.raises(ValidationError) as caught:
+        validate_rule({"all": [{"any": [{"any": [{"any": [{"any": []}]}]}]}]})
+    assert caught.value.node == "r.0.0.0.0"  # the group nested too deep, not its parents
+
+
+def test_a_refused_save_marks_the_condition_and_ties_the_message_to_its_fields(operator_client):
+    form = builder_form(
+        node=["r", "r.0", "r.1", "r.1.0", "r.2", "r.2.0", "r.2.1"],
+        **{
+            "r.2.kind": "group",
+            "r.2.mode": "any",
+            "r.2.0.kind": "condition",
+            "r.2.0.type": "",
+            "r.2.1.kind": "condition",
+            "r.2.1.type": "zip_code",
+            "r.2.1.op": "in",
+            "r.2.1.values": "abc",
+        },
+    )
+    response = operator_client.post("/segments/", data=form)
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert by_id(html, "segments-rule-error").text.startswith(
+        "The second condition (zip code) of the second group: “abc” is not a US zip code"
+    )
+    bad = by_id(html, "segments-node-r-2-1")
+    assert "rule-condition--invalid" in bad
+    values = re.search(r"<input[^>]*name=\"r\.2\.1\.values\"[^>]*>", bad)[0]
+    assert 'aria-invalid="true"' in values and 'aria-describedby="segments-rule-error"' in values
+    assert "autofocus" in values  # the field to fix takes the cursor, not the name
+    assert "autofocus" not in by_id(html, "name")
+    assert (
+        'aria-describedby="segments-rule-error"'
+        in re.search(r"<select[^>]*name=\"r\.2\.1\.op\"[^>]*>", bad)[0]
+    )
+    # The other conditions are not marked.
+    for other in ("segments-node-r-0", "segments-node-r-1-0", "segments-node-r-2-0"):
+        assert "aria-invalid" not in by_id(html, other)
