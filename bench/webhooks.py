@@ -345,8 +345,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--rps", type=int, default=200)
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument(
+        "--threads", type=int, default=8, help="threads per gunicorn worker (WEB_THREADS)"
+    )
     parser.add_argument("--preload", action="store_true", help="gunicorn --preload")
     parser.add_argument("--concurrency", type=int, default=48, help="client connections")
     parser.add_argument("--baseline-seconds", type=float, default=10)
