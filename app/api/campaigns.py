@@ -4,7 +4,6 @@ reconcile, the recipient estimate, recipients. Every rule is the dashboard's own
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +20,7 @@ from app.api.common import (
     get_or_problem,
     json_body,
     keyset_page,
+    parse_json_text,
     zone,
 )
 from app.api.idempotency import idempotent
@@ -178,11 +178,15 @@ def list_campaigns():
 def _multipart_body() -> tuple[CampaignCreate, Any]:
     raw = request.form.get("campaign", "")
     try:
-        body = CampaignCreate.model_validate(json.loads(raw or "{}"))
-    except json.JSONDecodeError:
+        text = parse_json_text(raw or "{}", "campaign")
+    except ApiProblem as problem:
+        if problem.field != "campaign":
+            raise  # a NUL, naming its field
         raise ApiProblem(
-            422, "campaign: the campaign's fields as JSON text.", field="campaign"
+            422, f"{problem.detail} Send the campaign's fields as JSON text.", field="campaign"
         ) from None
+    try:
+        body = CampaignCreate.model_validate(text)
     except PydanticError as exc:
         errors = [
             {

@@ -81,6 +81,57 @@ def get_or_problem(model: Any, object_id: int, what: str) -> Any:
     return found
 
 
+# -- JSON bodies, read strictly ---------------------------------------------------------------
+def nul_field(value: Any, path: str = "") -> str | None:
+    """The path of the first key or string holding a NUL (PostgreSQL text cannot hold one):
+    JSON writes it `\\u0000`, so the raw-body check of app/security.py never sees it."""
+    if isinstance(value, str):
+        return (path or "body") if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return where
+            found = nul_field(item, where)
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = nul_field(item, f"{path}.{index}" if path else str(index))
+            if found:
+                return found
+    return None
+
+
+def parse_json_text(text: str | bytes, field: str = "body") -> Any:
+    """JSON text decoded, or a 400 problem saying why not (not JSON, not UTF-8, nested past
+    Python's recursion limit) or naming the field that holds a NUL."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ApiProblem(400, f"{field}: the JSON is nested too deeply.", field=field) from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise ApiProblem(400, f"{field}: this is not JSON in UTF-8 ({exc}).", field=field) from None
+    where = nul_field(value)
+    if where:
+        where = where if field == "body" else f"{field}.{where}"
+        raise ApiProblem(
+            400, f"{where}: remove the NUL character (\\u0000) and try again.", field=where
+        )
+    return value
+
+
+def check_json_body() -> None:
+    """Read a JSON body before spectree does: spectree reads it with `silent=True` and takes
+    anything unreadable or falsy (`[]`, `null`, a body that is not UTF-8) for `{}`, and a body
+    nested thousands deep raised RecursionError (a 500). Every API body is an object."""
+    if not request.is_json or not request.get_data(cache=True).strip():
+        return
+    value = parse_json_text(request.get_data(cache=True))
+    if not isinstance(value, dict):
+        raise ApiProblem(422, "body: send a JSON object ({…}).", field="body")
+
+
 def json_body() -> Any:
     """The validated JSON body; a body sent as a form (or anything but JSON) is a 415."""
     body = getattr(getattr(request, "context", None), "json", None)

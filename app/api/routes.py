@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from app.api.auth import api_token, api_user, authenticate
+from app.api.common import check_json_body
 from app.api.problems import ApiProblem, problem_response
 from app.api.schemas import Me, TokenInfo
 from app.api.spec import api, openapi_document, responses
@@ -33,6 +34,7 @@ def _authenticate() -> None:
     if request.endpoint in OPEN:
         return
     authenticate()
+    check_json_body()
     # Every audit entry of this request says which token made it.
     context = audit_via(f"API token {api_token().name}")
     context.__enter__()
