@@ -3,6 +3,7 @@ percentages, plurals, links to a send's pages, and the navigation."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -72,6 +73,19 @@ def phone(value: str | None) -> str:
     return display_phone(value, current_app.config.get("PHONE_REGION", ""))
 
 
+# An E.164 number inside stored text (an audit summary, a job's note): `+` and 8 to 15 digits,
+# not inside a longer run of digits or a word.
+_E164_IN_TEXT = re.compile(r"(?<![\w+])\+[1-9]\d{7,14}(?!\d)")
+
+
+def phones_in(text: str | None) -> str:
+    """Stored text (audit summaries and actors, notes) with every E.164 number in it shown as
+    `phone` shows one (`+13134183686 unsubscribed` -> `(313) 418-3686 unsubscribed`)."""
+    if not text:
+        return text or ""
+    return _E164_IN_TEXT.sub(lambda match: phone(match[0]), text)
+
+
 def char_chip(char: str) -> Markup:
     """One character of the UCS-2 warning: the character itself (its name on hover), or, for one
     that shows nothing, its name and code in words (`variation selector-16 (U+FE0F)`)."""
@@ -137,6 +151,7 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(number)
     app.add_template_filter(ago)
     app.add_template_filter(phone)
+    app.add_template_filter(phones_in)
     app.add_template_filter(char_chip)
     app.add_template_filter(isotime)
     app.add_template_filter(percent)

@@ -112,3 +112,31 @@ def test_lists_say_how_long_ago_and_how_soon_with_the_exact_time_on_hover(viewer
     assert f'title="{exact}">in 2 days</time>' in campaigns
     audit = viewer_client.get("/audit/").get_data(as_text=True)
     assert ">3 hours ago</time>" in audit
+
+
+def test_stored_text_shows_its_phone_numbers_as_pages_do(app):
+    with app.test_request_context():
+        from app.templating import phones_in
+
+        assert phones_in("+13134183686 unsubscribed: texted STOP") == (
+            "(313) 418-3686 unsubscribed: texted STOP"
+        )
+        assert phones_in("Edited +442079460958: email") == "Edited +44 20 7946 0958: email"
+        # Not a number on its own: left as written.
+        assert phones_in("order 12+13134183686 x+1313") == "order 12+13134183686 x+1313"
+        assert phones_in("") == "" and phones_in(None) == ""
+
+
+def test_the_audit_log_shows_numbers_in_national_format(viewer_client):
+    db.session.add(
+        AuditLog(
+            action="contact.unsubscribe",
+            actor="+13134183686 (inbound STOP)",
+            summary="+13134183686 unsubscribed: texted STOP",
+        )
+    )
+    db.session.commit()
+    html = viewer_client.get("/audit/").get_data(as_text=True)
+    assert "+13134183686" not in html
+    assert "(313) 418-3686 unsubscribed: texted STOP" in html
+    assert "(313) 418-3686 (inbound STOP)" in html

@@ -666,7 +666,7 @@ def save_campaign(
     campaign.estimated_recipients = estimated
     db.session.flush()
     when = (
-        f" for {checked.run_at.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M}"
+        f" for {checked.run_at.astimezone(ZoneInfo(zone)):%b %-d, %Y %-I:%M %p %Z}"
         if schedule
         else " as a draft"
     )
