@@ -36,7 +36,7 @@ TITLES = {
 
 
 def _render(status: int, message: str, field: str | None = None):
-    if request.path.startswith("/api/"):
+    if request.path == "/api" or request.path.startswith("/api/"):
         # RFC 9457 problem details, never an HTML page (404, 405, 413 and 429 included).
         headers = {"Retry-After": "60"} if status == 429 else None
         return problem_response(status, message, field=field, headers=headers)

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, Response, abort, current_app, jsonify, redirect, request, url_for
+from flask import Flask, Response, abort, current_app, redirect, request, url_for
 from flask_login import current_user
 
+from app.api.problems import problem_response
 from app.extensions import db, login_manager
 from app.htmx import hx_redirect, is_htmx
 from app.models import Role, User
@@ -65,10 +66,8 @@ def _unauthorized() -> Response:
         login = url_for("sidebar.login", next=page, cookie=cookie_refused())
     else:
         login = url_for("auth.login", next=request.full_path.rstrip("?"))
-    if request.path.startswith("/api/"):
-        response = jsonify(error="Sign in required: send a valid API token.")
-        response.status_code = 401
-        return response
+    if request.path == "/api" or request.path.startswith("/api/"):
+        return problem_response(401, "Sign in required: send a valid API token.")
     if is_htmx():
         response = Response("Sign in required.", status=401)
         return hx_redirect(response, login)
