@@ -204,14 +204,18 @@ class _Reader:
                 return None, limited + (exc.http_status == 429), exc.message or exc.kind
 
 
-def _apply(row: Any, message: ProviderMessage | ListedMessage, counts: dict[str, Any]) -> None:
+def _apply(
+    row: Any, message: ProviderMessage | ListedMessage, counts: dict[str, Any], prefix: str = ""
+) -> None:
+    """Apply what Twilio holds; counts `<prefix>updated` or `<prefix>unchanged` (the list pass
+    counts its own, so the by-SID figures never include what it matched)."""
     status = (message.status or "").strip().lower()[:40]
     if (
         row.status == MessageStatus.SENT
         and status == (row.provider_status or "")
         and message.error_code == row.error_code
     ):
-        counts["unchanged"] += 1
+        counts[prefix + "unchanged"] += 1
         return
     changed = apply_status_update(
         StatusUpdate(
@@ -222,7 +226,7 @@ def _apply(row: Any, message: ProviderMessage | ListedMessage, counts: dict[str,
             error_code=message.error_code,
         )
     )
-    counts["updated" if changed else "unchanged"] += 1
+    counts[prefix + ("updated" if changed else "unchanged")] += 1
 
 
 def _cursor(key: str, *, lock: bool = False) -> Setting | None:
@@ -452,7 +456,7 @@ def reconcile_missive_list(  # noqa: PLR0913, PLR0915 (one scan, its cursor and 
                 counts["ambiguous"] += 1
                 continue
             counts["matched"] += 1
-            _apply(item.row, item.message, counts)
+            _apply(item.row, item.message, counts, prefix="list_")
 
     while True:
         if max_pages is not None and pages >= max_pages:
@@ -465,7 +469,7 @@ def reconcile_missive_list(  # noqa: PLR0913, PLR0915 (one scan, its cursor and 
         )
         counts["rate_limited"] += limited
         if error is not None:
-            counts["errors"] += 1
+            counts["list_errors"] += 1
             counts["list_error"] = error[:200]
             return  # the cursor stays: the next run re-reads this page
         messages, next_url = result
@@ -555,7 +559,15 @@ def reconcile_statuses(  # noqa: PLR0913 (knobs for tests and the benchmark)
         on_progress=on_progress,
     )
     if app.config["MISSIVE_FROM_NUMBER"]:
-        counts.update(listed=0, matched=0, ambiguous=0, unmatched=0)
+        counts.update(
+            listed=0,
+            matched=0,
+            list_updated=0,
+            list_unchanged=0,
+            list_errors=0,
+            ambiguous=0,
+            unmatched=0,
+        )
         reconcile_missive_list(
             app,
             gateway,

@@ -84,7 +84,9 @@ def test_an_exact_match_stores_the_twilio_sid_and_applies_its_status(app, fake):
     failed_sid = at_twilio(fake, failed, "undelivered", 30003)
     counts = reconcile_statuses(app)
     assert (counts["matched"], counts["ambiguous"], counts["unmatched"]) == (2, 0, 0)
-    assert counts["listed"] == 2 and counts["updated"] == 2
+    assert counts["listed"] == 2 and counts["list_updated"] == 2
+    # The by-SID figures count only what was fetched by SID: none here.
+    assert (counts["checked"], counts["updated"]) == (0, 0)
     row = fresh(delivered)
     assert row.twilio_sid == delivered_sid and row.status == MessageStatus.DELIVERED
     assert row.provider_sid == row.missive_draft_id  # Missive's id is kept
@@ -212,7 +214,7 @@ def test_a_429_on_a_list_page_is_waited_out(app, fake):
     at_twilio(fake, message)
     fake.answer_reads_with_429(2)
     counts = reconcile_statuses(app)
-    assert counts["rate_limited"] == 2 and counts["matched"] == 1 and counts["errors"] == 0
+    assert counts["rate_limited"] == 2 and counts["matched"] == 1 and counts["list_errors"] == 0
 
 
 def test_without_twilio_credentials_the_run_says_why(engine_app):
