@@ -163,6 +163,8 @@ def contact_timeline(contact: Contact, limit: int = TIMELINE_LIMIT) -> list[Time
             else m.cancel_reason
             or (f"error {m.error_code}" if m.error_code else (m.provider_status or ""))
         )
+        if detail == str(m.status):
+            detail = ""  # the provider's word for what the badge already says ("delivered")
         entries.append(
             TimelineEntry(
                 at=m.sent_at or m.scheduled_for or m.created_at,
@@ -177,7 +179,10 @@ def contact_timeline(contact: Contact, limit: int = TIMELINE_LIMIT) -> list[Time
         )
     keyword_effect = {"stop": "opt-out", "start": "opt-in", "help": "help request"}
     for m in inbound:
-        detail = [keyword_effect[m.keyword] if m.keyword else "", f"via {m.provider}"]
+        detail = [
+            keyword_effect[m.keyword] if m.keyword else "",
+            f"via {str(m.provider).capitalize()}",
+        ]
         send = ""
         if m.reply_to is not None:
             answered = m.reply_to

@@ -21,7 +21,7 @@ def test_the_timeline_shows_a_reply_its_send_and_the_cancelled_follow_up(viewer_
     html = viewer_client.get(f"/contacts/{contact.id}").get_data(as_text=True)
     timeline = by_id(html, "contacts-timeline")
     assert "Loved it &lt;3" in timeline
-    assert f"Broadcast #{first.broadcast_id} · answers the first message · via twilio" in timeline
+    assert f"Broadcast #{first.broadcast_id} · answers the first message · via Twilio" in timeline
     assert "second message · cancelled: replied" in timeline
 
 
@@ -32,6 +32,18 @@ def test_the_timeline_shows_a_stop_as_an_opt_out_and_the_contact_as_unsubscribed
     db.session.commit()
     html = viewer_client.get(f"/contacts/{contact.id}").get_data(as_text=True)
     timeline = by_id(html, "contacts-timeline")
-    assert "opt-out · via twilio" in timeline and ">stop<" in timeline
+    assert "opt-out · via Twilio" in timeline and ">stop<" in timeline
     status = by_id(html, "contacts-status-card")
     assert "unsubscribed" in status.text and "texted “STOP”" in status.text
+
+
+def test_a_delivered_message_does_not_repeat_its_status_beside_the_badge(viewer_client):
+    contact = ContactFactory()
+    first, _ = sent_with_follow_up(contact, sent_at=utcnow() - timedelta(minutes=5))
+    first.status = "delivered"
+    first.provider_status = "delivered"
+    db.session.commit()
+    html = viewer_client.get(f"/contacts/{contact.id}").get_data(as_text=True)
+    item = by_id(html, f"contacts-timeline-out-{first.id}").text
+    assert "first message" in item and "first message · delivered" not in item
+    assert "delivered" in item  # the badge says it once
