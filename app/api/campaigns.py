@@ -177,8 +177,15 @@ def list_campaigns():
 # -- create ------------------------------------------------------------------------------------
 def _multipart_body() -> tuple[CampaignCreate, Any]:
     raw = request.form.get("campaign", "")
+    if not raw.strip():
+        raise ApiProblem(
+            422,
+            "campaign: send the campaign's fields (target_kind, first_message, …) as JSON text "
+            "in the form field `campaign`.",
+            field="campaign",
+        )
     try:
-        text = parse_json_text(raw or "{}", "campaign")
+        text = parse_json_text(raw, "campaign")
     except ApiProblem as problem:
         if problem.field != "campaign":
             raise  # a NUL, naming its field
@@ -190,7 +197,7 @@ def _multipart_body() -> tuple[CampaignCreate, Any]:
     except PydanticError as exc:
         errors = [
             {
-                "field": "campaign." + ".".join(str(p) for p in e["loc"]),
+                "field": ".".join(["campaign", *(str(p) for p in e["loc"])]),
                 "message": e["msg"],
             }
             for e in exc.errors(include_url=False)
@@ -201,6 +208,14 @@ def _multipart_body() -> tuple[CampaignCreate, Any]:
     file = request.files.get("file")
     if file is None or not file.filename:
         raise ApiProblem(422, "file: attach the CSV file as `file`.", field="file")
+    names = [f"{field} ({part.filename})" for field, part in request.files.items(multi=True)]
+    if len(names) > 1:
+        raise ApiProblem(
+            422,
+            f"file: send one CSV file per campaign, as `file` (this request has {len(names)}: "
+            f"{', '.join(names)}).",
+            field="file",
+        )
     if body.target_kind == "segments":
         raise ApiProblem(
             422,

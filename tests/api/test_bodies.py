@@ -8,7 +8,7 @@ import io
 import json
 
 from app.extensions import db
-from app.models import Campaign, Contact
+from app.models import Campaign, Contact, Upload
 from tests.factories import ContactFactory
 
 PROBLEM = "application/problem+json"
@@ -76,3 +76,29 @@ def test_a_multipart_campaign_with_a_nul_or_deep_json_is_refused(operator_api):
     assert deep.get_json()["field"] == "campaign"
     assert "nested too deeply" in deep.get_json()["detail"]
     assert db.session.query(Campaign).count() == 0
+
+
+def test_a_multipart_campaign_takes_one_file_and_its_campaign_field(operator_api):
+    campaign = json.dumps({"title": "L", "target_kind": "uploaded_list", "first_message": "hi"})
+    csv = b"phone\n+13135550101\n"
+
+    def post(data: dict):
+        return operator_api.post("/api/v1/campaigns", data=data, content_type="multipart/form-data")
+
+    two = post(
+        {
+            "campaign": campaign,
+            "file": [(io.BytesIO(csv), "a.csv"), (io.BytesIO(csv), "b.csv")],
+        }
+    )
+    assert two.status_code == 422
+    assert two.get_json()["field"] == "file"
+    assert "a.csv" in two.get_json()["detail"] and "b.csv" in two.get_json()["detail"]
+    missing = post({"file": (io.BytesIO(csv), "a.csv")})
+    assert missing.status_code == 422
+    assert missing.get_json()["field"] == "campaign"
+    array = post({"campaign": "[]", "file": (io.BytesIO(csv), "a.csv")})
+    assert array.status_code == 422
+    assert array.get_json()["field"] == "campaign"
+    assert db.session.query(Campaign).count() == 0
+    assert db.session.query(Upload).count() == 0
