@@ -39,6 +39,7 @@ from app.settings.services import (
     staff_numbers,
     transport_status,
 )
+from app.templating import phone
 from app.validation import ValidationError
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
@@ -51,7 +52,8 @@ def _index(values: dict[str, str] | None = None, errors: dict[str, str] | None =
     window = quiet_hours(current_app.config["QUIET_HOURS"])
     extra = extra_keywords()
     current = {
-        "staff_numbers": "\n".join(numbers),
+        # As people read them (national at home); saving normalises them to E.164 again.
+        "staff_numbers": "\n".join(phone(number) for number in numbers),
         "enabled": "1" if window else "",
         "start": window[0] if window else "09:00",
         "end": window[1] if window else "20:00",

@@ -23,7 +23,12 @@ def test_admin_saves_staff_numbers_normalised_and_audited(admin_client):
     )
     assert entry is not None and "+13135550102" in entry.summary
     html = admin_client.get("/settings/").get_data(as_text=True)
-    assert "+13135550101\n+13135550102" in by_id(html, "settings-staff-numbers")
+    # Shown as people read them; saved again as shown, they stay the same numbers.
+    assert "(313) 555-0101\n(313) 555-0102" in by_id(html, "settings-staff-numbers")
+    admin_client.post(
+        "/settings/staff-numbers", data={"staff_numbers": "(313) 555-0101\n(313) 555-0102"}
+    )
+    assert staff_numbers() == ["+13135550101", "+13135550102"]
 
 
 def test_bad_staff_numbers_are_named_and_nothing_is_saved(admin_client):
