@@ -179,9 +179,12 @@ def test_two_workers_share_one_senders_pace(live, fake, engine_db, settings):
         assert worker.wait(timeout=120) == 0, worker.stderr.read()[-3000:]
     stamps = sorted(r["date_created"].timestamp() for r in fake.messages())
     assert len(stamps) == 33 and fake.stats()["duplicates"] == 0
-    span = stamps[-1] - stamps[0]
-    # 32 gaps at 8 a second: 4 s, never much faster, however the two workers interleave.
-    assert span >= 32 / rate * 0.95
+    # Gaps at 8 a second, never much faster, however the two workers interleave. An arrival
+    # is never before its booked slot but can be after it (each worker's first request opens
+    # its connection, and a busy machine delays any), so the two warm-up arrivals are left out
+    # of the span: a late first stamp would only shorten it.
+    span = stamps[-1] - stamps[2]
+    assert span >= 30 / rate * 0.95
 
     # Slots are booked exactly (GCRA in Redis), but the fake sees arrivals: each worker's first
     # request opens its connection and can reach the fake up to ~0.15 s after its slot, next to
