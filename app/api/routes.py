@@ -50,6 +50,10 @@ def _end_audit(error: BaseException | None) -> None:
 
 @bp.after_request
 def _no_store(response: Response) -> Response:
+    if request.method == "OPTIONS" and response.status_code == 200 and not response.data:
+        # Flask's automatic answer (an empty text/html 200): a 204 with its Allow header.
+        response.status_code = 204
+        del response.headers["Content-Type"]
     if request.endpoint not in OPEN:
         response.headers.setdefault("Cache-Control", "no-store")
     return response

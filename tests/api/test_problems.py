@@ -36,3 +36,10 @@ def test_an_exception_in_a_handler_is_a_500_problem_without_its_traceback(
     text = response.get_data(as_text=True)
     assert "Traceback" not in text and "internal detail" not in text
     assert "Nothing was saved" in response.get_json()["detail"]
+
+
+def test_options_answers_its_methods_with_no_body(operator_api):
+    response = operator_api.open("OPTIONS", "/api/v1/campaigns")
+    assert response.status_code == 204
+    assert "Content-Type" not in response.headers
+    assert {"GET", "POST"} <= set(response.headers["Allow"].replace(" ", "").split(","))
