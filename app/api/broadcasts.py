@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from flask import current_app, request
 from redis.exceptions import RedisError
-from sqlalchemy.exc import IntegrityError
 
 from app.api.auth import api_user, needs
 from app.api.common import (
@@ -53,9 +52,9 @@ from app.api.spec import (
 from app.broadcasts.cadence import WEEKDAYS
 from app.broadcasts.services import (
     active_schedule,
-    ensure_upcoming,
     run_time,
     save_schedule,
+    saved_upcoming,
     send_now,
     test_send_check,
     upcoming_broadcast,
@@ -216,21 +215,6 @@ def get_upcoming():
 ETAG_OPERATIONS.add("getUpcomingBroadcast")
 
 
-def _saved_upcoming() -> Broadcast:
-    upcoming = upcoming_broadcast()
-    if upcoming is not None:
-        return upcoming
-    try:
-        upcoming = ensure_upcoming(zone())
-        db.session.commit()
-    except IntegrityError:  # created at the same moment by another request
-        db.session.rollback()
-        upcoming = upcoming_broadcast()
-        if upcoming is None:
-            raise
-    return upcoming
-
-
 def _form_values(patch: UpcomingPatch, broadcast: Broadcast) -> list[tuple[str, dict[str, str]]]:
     """The patch as the dashboard's field saves (UPCOMING_FIELDS): one (field, form values)
     per given field, so each goes through the same checks."""
@@ -295,7 +279,7 @@ def patch_upcoming():
     if current is not None:
         db.session.refresh(current, with_for_update=True)
     check_if_match(_upcoming_etag(current or upcoming_or_draft(zone())))
-    upcoming = current or _saved_upcoming()
+    upcoming = current or saved_upcoming(zone())
     for field, values in _form_values(patch, upcoming):
         update_upcoming(
             upcoming,

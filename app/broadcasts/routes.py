@@ -18,7 +18,6 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from sqlalchemy.exc import IntegrityError
 
 from app.auth.routes import local_path
 from app.broadcasts.cadence import WEEKDAYS
@@ -28,11 +27,11 @@ from app.broadcasts.services import (
     UPCOMING_FIELDS,
     active_schedule,
     current_values,
-    ensure_upcoming,
     history_page,
     ratio_sum,
     run_time,
     save_schedule,
+    saved_upcoming,
     schedule_values,
     schedule_versions,
     segment_choices,
@@ -86,22 +85,6 @@ def _page(response_body: str, status: int = 200) -> Response:
 
 
 # -- the upcoming broadcast ----------------------------------------------------------------------
-def _upcoming() -> Broadcast:
-    """The upcoming broadcast for a change (POST): created empty when there is none yet."""
-    upcoming = upcoming_broadcast()
-    if upcoming is not None:
-        return upcoming
-    try:
-        upcoming = ensure_upcoming(_zone())
-        db.session.commit()
-    except IntegrityError:  # created at the same moment by another request
-        db.session.rollback()
-        upcoming = upcoming_broadcast()
-        if upcoming is None:
-            raise
-    return upcoming
-
-
 def upcoming_context(upcoming: Broadcast, values: dict[str, str] | None = None) -> dict[str, Any]:
     values = {**current_values(upcoming, _zone()), **(values or {})}
     return dict(
@@ -194,7 +177,7 @@ def update(field: str):
     if spec is None:
         abort(404)
     raw = field_values(request.form)
-    upcoming = _upcoming()
+    upcoming = saved_upcoming(_zone())
     try:
         summary = update_upcoming(
             upcoming,
@@ -206,7 +189,7 @@ def update(field: str):
         )
     except ValidationError as exc:
         db.session.rollback()
-        context = upcoming_context(_upcoming(), spec.posted(raw))
+        context = upcoming_context(saved_upcoming(_zone()), spec.posted(raw))
         context["errors"] = {field: exc.message, exc.field or field: exc.message}
         if not is_htmx():
             flash(exc.message, "error")

@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from app.audit.services import record_audit
@@ -161,6 +162,23 @@ def ensure_upcoming(zone: str, now: datetime | None = None) -> Broadcast:
         upcoming = _new_upcoming(zone, now or utcnow())
         db.session.add(upcoming)
         db.session.flush()
+    return upcoming
+
+
+def saved_upcoming(zone: str) -> Broadcast:
+    """The upcoming broadcast for a change: created empty and committed when there is none yet
+    (if another request created it at the same moment, that one)."""
+    upcoming = upcoming_broadcast()
+    if upcoming is not None:
+        return upcoming
+    try:
+        upcoming = ensure_upcoming(zone)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        upcoming = upcoming_broadcast()
+        if upcoming is None:
+            raise
     return upcoming
 
 
