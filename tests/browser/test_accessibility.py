@@ -34,6 +34,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 DATABASE = scratch_database("e2e_a11y")
 REDIS_URL = os.environ.get("TEST_E2E_A11Y_REDIS_URL", "redis://127.0.0.1:6379/10")
 SHOTS = OUTPUT_DIR / "a11y"
+# What htmx marks while a request, swap or settle is under way.
+SETTLING = ".htmx-request, .htmx-swapping, .htmx-settling"
 # Good rows, a bad phone and a duplicate: the upload report has each kind to show.
 CSV = (
     "Phone Number,Name,Zip\n"
@@ -104,9 +106,7 @@ class Checker:
         page = self.page
         name = self.prefix + name
         page.wait_for_load_state()
-        page.wait_for_function(
-            "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
-        )
+        page.wait_for_function(f"() => !document.querySelector('{SETTLING}')")
         for size in (DESKTOP, SIDEBAR):
             page.set_viewport_size(size)
             # From the top: a full-page shot of a scrolled page draws the sticky header mid-page.
@@ -293,6 +293,23 @@ def test_every_page_and_state_has_no_serious_axe_violation_at_1280_and_320(
     page.goto("/segments/new")
     page.click("#segments-save")
     check("segment-new-errors")
+    # A condition the builder refuses: its field is marked, described by the message, focused.
+    page.fill("#name", "Zip typo")
+    with page.expect_response(re.compile(r"/segments/builder$")):
+        page.click("#segments-node-r .rule-group__add button:text('+ Condition')")
+    page.wait_for_function(f"() => !document.querySelector('{SETTLING}')")
+    with page.expect_response(re.compile(r"/segments/builder$")):
+        page.select_option("select[name='r.0.type']", "zip_code")
+    page.wait_for_function(f"() => !document.querySelector('{SETTLING}')")
+    page.fill("input[name='r.0.values']", "abc")
+    with page.expect_navigation():
+        page.click("#segments-save")
+    zips = page.locator("input[name='r.0.values']")
+    expect(zips).to_have_attribute("aria-invalid", "true")
+    expect(zips).to_have_attribute("aria-describedby", "segments-rule-error")
+    expect(zips).to_be_focused()
+    expect(page.locator("#segments-rule-error")).to_contain_text("is not a US zip code")
+    check("segment-builder-error")
 
     page.goto("/campaigns/")
     page.click("#campaigns-upcoming a[href*='/campaigns/'] >> nth=0")
@@ -392,7 +409,9 @@ def test_every_page_and_state_has_no_serious_axe_violation_at_1280_and_320(
     finally:
         for process in processes:
             kill_tree(process)
-    page.reload()
+    # Back to the broadcast (the page is on the contact's by now), done.
+    page.goto(f"/broadcasts/{broadcast_id}")
+    expect(page.locator(f"#broadcasts-done-{broadcast_id}")).to_be_visible()
     check("broadcast-done")
     page.goto("/broadcasts/")
     check("broadcasts-history")
