@@ -105,3 +105,20 @@ def test_viewing_a_send_never_writes(viewer_client):
         )
     ).one()
     assert after == before and after.status == "sending"
+
+
+def test_the_recipients_table_says_how_long_ago_each_message_went_with_the_exact_time_on_hover(
+    viewer_client,
+):
+    broadcast = BroadcastFactory(sending=True)
+    row = OutboundMessageFactory(
+        broadcast=broadcast,
+        contact=ContactFactory(),
+        status=MessageStatus.SENT,
+        sent_at=utcnow() - timedelta(hours=3, minutes=2),
+    )
+    db.session.commit()
+    html = viewer_client.get(f"/broadcasts/{broadcast.id}/recipients", headers=HX)
+    cell = by_id(html.get_data(as_text=True), f"broadcasts-recipient-{row.id}")
+    assert re.search(r'<time datetime="[^"]+Z" title="[^"]+ E[SD]T">3 hours ago</time>', cell)
+    assert '<span class="cell-label">Sent</span>' in cell
