@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -185,6 +186,10 @@ def test_bad_input_is_refused_at_the_field_and_nothing_is_saved(
     assert f'id="broadcasts-field-{field}"' in html
     assert 'class="field-error"' in html and message in html
     assert 'aria-invalid="true"' in html
+    # Every control marked invalid is described by the message on the page (date and time both).
+    for tag in re.findall(r"<(?:input|select|textarea)[^>]*aria-invalid=\"true\"[^>]*>", html):
+        described = re.search(r'aria-describedby="([^"]+)"', tag)
+        assert described and f'id="{described[1]}"' in html, tag
     db.session.expire_all()
     after = db.session.get(Broadcast, upcoming.id)
     assert {c: getattr(after, c) for c in before} == before
