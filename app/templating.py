@@ -67,6 +67,12 @@ def ago(value: datetime | None, empty: str = "—") -> Markup | str:
     return Markup(f'<time datetime="{instant}" title="{escape(exact)}">{escape(words)}</time>')
 
 
+def relative(value: datetime | None) -> str:
+    """How far a time is from now in words (`3 hours ago`, `in 2 days`); empty when there is no
+    time or it is more than 45 days away (beside an exact time, the date says it then)."""
+    return relative_words(value, utcnow()) if value is not None else ""
+
+
 def phone(value: str | None) -> str:
     """A stored number as people read it: national format for the organisation's country
     (PHONE_REGION), international otherwise; short codes and raw values as given."""
@@ -150,6 +156,7 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(localtime)
     app.add_template_filter(number)
     app.add_template_filter(ago)
+    app.add_template_filter(relative)
     app.add_template_filter(phone)
     app.add_template_filter(phones_in)
     app.add_template_filter(char_chip)

@@ -3,6 +3,7 @@ and the follow-up a reply cancelled."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from app.extensions import db
@@ -23,6 +24,10 @@ def test_the_timeline_shows_a_reply_its_send_and_the_cancelled_follow_up(viewer_
     assert "Loved it &lt;3" in timeline
     assert f"Broadcast #{first.broadcast_id} · answers the first message · via Twilio" in timeline
     assert "second message · cancelled: replied" in timeline
+    # Each message's exact time says how long ago too.
+    assert re.search(
+        r"E[SD]T <span class=\"muted\">\((just now|\d+ minutes? ago)\)</span>", timeline
+    )
 
 
 def test_the_timeline_shows_a_stop_as_an_opt_out_and_the_contact_as_unsubscribed(viewer_client):
