@@ -222,14 +222,20 @@ def conversation_panel():
     if not wants_partial():
         return redirect(url_for("sidebar.conversation"))
     missive_id = request.args.get("conversation", "").strip()
-    selected = request.args.get("selected", "1")
-    context: dict[str, Any] = dict(selected=selected, missive_id=missive_id)
-    if selected == "1" and missive_id:
+    # lookup=1: a number typed in the panel's look-up (the page is not inside Missive's
+    # sidebar, or Missive never said which conversation is selected).
+    lookup = request.args.get("lookup") == "1"
+    selected = "1" if lookup else request.args.get("selected", "1")
+    context: dict[str, Any] = dict(selected=selected, missive_id=missive_id, lookup=lookup)
+    if selected == "1" and (missive_id or lookup):
         config = current_app.config
         phones = conversation_phones(
             request.args.getlist("phone"),
             [config["MISSIVE_FROM_NUMBER"], config["TWILIO_FROM_NUMBER"]],
         )
+        if lookup and not phones:
+            context.update(phones=[], contact=None, typed=request.args.get("phone", "")[:40])
+            return _page(render_template("sidebar/partials/_conversation.html", **context), 422)
         contact = conversation_contact(missive_id, phones)
         context.update(phones=phones, contact=contact)
         if contact is not None:

@@ -179,7 +179,8 @@ def no_problems(problems: PageProblems, server: LiveServer, allowed: tuple[int, 
 
 def plant_conversations(missive: MissiveHost) -> tuple[int, int]:
     """Two contacts: A's conversation is in our Missive mirror; B is known only by the number
-    in its messages. Missive's conversations carry the numbers in from/to fields."""
+    in its conversation. Missive's conversations carry the numbers in their messages' from/to
+    fields (A) and in their authors (B)."""
     with engine().begin() as conn:
         ids = []
         for phone, name in (("+13135557001", "Ada Park"), ("+13135557002", "Bo Reyes")):
@@ -215,12 +216,8 @@ def plant_conversations(missive: MissiveHost) -> tuple[int, int]:
             "id": "conv-a",
             "messages": [{"from_field": ours, "to_fields": [{"phone_number": "+13135557001"}]}],
         },
-        "conv-b": {
-            "id": "conv-b",
-            "messages": [
-                {"from_field": {"phone_number": "(313) 555-7002"}, "to_fields": [ours]},
-            ],
-        },
+        # As Missive's own Conversation object has it: the number in its authors only.
+        "conv-b": {"id": "conv-b", "authors": [{"name": "Bo", "phone_number": "(313) 555-7002"}]},
     }
     return ids[0], ids[1]
 
@@ -364,10 +361,26 @@ def test_the_sidebar_works_inside_a_cross_site_frame(
     expect(frame.locator("#flash")).to_contain_text("Deleted campaign Library hours, Thursdays.")
     expect(frame.locator(f"#sidebar-campaigns-upcoming-{campaign_id}")).to_have_count(0)
 
-    # -- the conversation panel: switch conversations, unsubscribe one --------------------------
+    # -- a Missive that never says which conversation is selected: after a few seconds the
+    # Contact panel says it needs Missive's sidebar, and looks a contact up by number ----------
     ada, bo = plant_conversations(missive)
+    page.check("#silent")  # the stand-in Missive never answers
     frame.locator("#sidebar-tab-conversation").click()
     _poll_frame(page, r"/sidebar/conversation$")
+    expect(frame.locator("#sidebar-conversation-outside")).to_be_visible(timeout=20_000)
+    expect(frame.locator("#sidebar-conversation-outside")).to_contain_text(
+        "needs Missive's sidebar"
+    )
+    frame.locator("#sidebar-lookup-phone").fill("(313) 555-7001")
+    frame.locator("#sidebar-lookup-go").click()
+    expect(frame.locator("#sidebar-contact")).to_have_attribute("data-contact", str(ada))
+    shoot(page, "sidebar-conversation-outside-320.png")
+    page.uncheck("#silent")
+
+    # -- the conversation panel: switch conversations, unsubscribe one --------------------------
+    frame.locator("#sidebar-tab-conversation").click()
+    _poll_frame(page, r"/sidebar/conversation$")
+    expect(frame.locator("#sidebar-conversation-outside")).to_be_hidden()
     expect(frame.locator("#sidebar-conversation-select")).to_contain_text("Select one conversation")
     page.click("#select-a")
     expect(frame.locator("#sidebar-contact")).to_have_attribute("data-contact", str(ada))

@@ -440,3 +440,44 @@ def test_an_expired_session_comes_back_to_the_panel_it_was_on(client):
     assert response.headers["HX-Redirect"] == "/sidebar/login?next=/sidebar/conversation"
     response = client.post("/sidebar/logout")
     assert response.headers["Location"] == "/sidebar/login?next=/sidebar/"
+
+
+def test_outside_missive_the_contact_panel_offers_a_look_up_by_number(operator_client):
+    page = operator_client.get("/sidebar/conversation").text
+    outside = by_id(page, "sidebar-conversation-outside")
+    assert "needs Missive's sidebar" in outside.text
+    assert by_id(page, "sidebar-lookup-form")
+    contact = ContactFactory(phone="+13135550131", name="Cy")
+    db.session.commit()
+    found = operator_client.get(
+        "/sidebar/conversation/contact?lookup=1&phone=(313) 555-0131", headers=HX
+    )
+    assert found.status_code == 200
+    assert f'data-contact="{contact.id}"' in found.text
+    assert by_id(found.text, "contacts-unsubscribe")  # the same status card as from Missive
+    unknown = operator_client.get(
+        "/sidebar/conversation/contact?lookup=1&phone=+13135550132", headers=HX
+    )
+    assert unknown.status_code == 200 and "No contact has this number" in unknown.text
+    for typed in ("hello", ""):
+        refused = operator_client.get(
+            f"/sidebar/conversation/contact?lookup=1&phone={typed}", headers=HX
+        )
+        assert refused.status_code == 422
+        assert (
+            "is not a phone number to look up" in by_id(refused.text, "sidebar-lookup-error").text
+        )
+
+
+def test_the_frames_sign_in_shares_the_dashboards_rate_limit(app: Flask, client, viewer):
+    limit = int(app.config["LOGIN_RATE_LIMIT"].split()[0])
+    for attempt in range(limit):  # failures alternate between the two sign-in forms
+        url = "/sidebar/login" if attempt % 2 else "/auth/login"
+        assert (
+            client.post(url, data={"email": viewer.email, "password": "wrong"}).status_code == 401
+        )
+    blocked = sidebar_sign_in(client, viewer)  # even the right password waits now
+    assert blocked.status_code == 429
+    assert "Too many attempts" in blocked.text
+    assert 'class="sidebar"' in blocked.text  # the sidebar's own layout, inside the frame
+    assert _frame_ancestors(blocked) == app.config["SIDEBAR_FRAME_ANCESTORS"]
