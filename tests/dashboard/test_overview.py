@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from app.extensions import db
 from app.models import BroadcastSegment, ContactSource, JobOutcome, JobRun
 from tests.factories import (
@@ -74,6 +76,10 @@ def test_overview_shows_the_last_results_without_polling(viewer_client):
     html = viewer_client.get("/").get_data(as_text=True)
     assert "Last broadcast" in html and "91.7 %" in html
     assert 'hx-trigger="every 2s"' not in html
+    # Its times say how long ago, and the compact line says what the time is.
+    last = by_id(html, "dashboard-last").text
+    assert "(just now) · 12 recipients" in last
+    assert re.search(r"Broadcast \d+ finished \w{3} \d+, \d{4} .* \(just now\)", last)
 
 
 def test_messages_in_24_hours_count_only_what_went_out(viewer_client):
