@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -62,6 +63,29 @@ def _bool(env: dict[str, str], key: str, default: bool) -> bool:
     if raw in {"0", "false", "no", "off"}:
         return False
     raise ConfigError(f"{key} must be true or false, got {raw!r}")
+
+
+# A CSP source: a scheme ("missive:"), or scheme://host[:port][/path] (the host may start "*.").
+_CSP_SOURCE = re.compile(r"[a-z][a-z0-9+.-]*:(//(\*\.)?[A-Za-z0-9.-]+(:[0-9]+)?(/[^\s;,'\"]*)?)?")
+
+
+def _csp_sources(env: dict[str, str], key: str, default: str, *, one: bool = False) -> str:
+    """Sources written into a Content-Security-Policy (frame-ancestors, script-src): each a
+    scheme or an origin, never `*`, `http:`/`https:` (any site) or a `;` that would end the
+    directive and start another."""
+    raw = _str(env, key, default)
+    sources = raw.split()
+    for source in sources:
+        if source in ("'self'", "'none'") and not one:
+            continue
+        if source in ("http:", "https:") or not _CSP_SOURCE.fullmatch(source):
+            raise ConfigError(
+                f"{key} must be {'one address' if one else 'origins separated by spaces'}, such "
+                f"as https://mail.missiveapp.com, never * or a bare http:/https:; got {source!r}"
+            )
+    if not sources or (one and len(sources) != 1):
+        raise ConfigError(f"{key} must be {'one address' if one else 'at least one origin'}")
+    return " ".join(sources)
 
 
 def _choice(env: dict[str, str], key: str, choices: tuple[str, ...], upper: bool = False) -> str:
@@ -275,10 +299,10 @@ def load_config(env: dict[str, str] | None = None) -> dict[str, Any]:
         # empty turns raw SQL segments off.
         "SEGMENT_READER_ROLE": _str(env, "SEGMENT_READER_ROLE", "broadcaster_segment_reader"),
         "BATCH_SIZE_MAX": _int(env, "BATCH_SIZE_MAX", 10_000, minimum=1),
-        "SIDEBAR_FRAME_ANCESTORS": _str(env, "SIDEBAR_FRAME_ANCESTORS", MISSIVE_ORIGINS),
+        "SIDEBAR_FRAME_ANCESTORS": _csp_sources(env, "SIDEBAR_FRAME_ANCESTORS", MISSIVE_ORIGINS),
         # Missive's JavaScript API for iframe integrations, loaded by the sidebar pages only
         # (their CSP allows this one script); the browser tests point it at a stand-in.
-        "MISSIVE_JS_URL": _str(env, "MISSIVE_JS_URL", MISSIVE_JS_URL),
+        "MISSIVE_JS_URL": _csp_sources(env, "MISSIVE_JS_URL", MISSIVE_JS_URL, one=True),
         # Failed sign-ins per client address, and (looser, so nobody can lock an admin out from
         # a few addresses) per email across all addresses.
         "LOGIN_RATE_LIMIT": _str(env, "LOGIN_RATE_LIMIT", "10 per 5 minutes"),

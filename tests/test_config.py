@@ -49,6 +49,14 @@ def test_transport_defaults_to_twilio_when_credentials_are_set():
         ({"REPLY_WINDOW_HOURS": "-1"}, "REPLY_WINDOW_HOURS"),
         ({"QUIET_HOURS": "9 to 5"}, "QUIET_HOURS"),
         ({"SESSION_COOKIE_SECURE": "maybe"}, "SESSION_COOKIE_SECURE"),
+        # Written into the sidebar's Content-Security-Policy: no other site, no new directive.
+        ({"SIDEBAR_FRAME_ANCESTORS": "*"}, "SIDEBAR_FRAME_ANCESTORS must be origins"),
+        ({"SIDEBAR_FRAME_ANCESTORS": "https:"}, "SIDEBAR_FRAME_ANCESTORS"),
+        ({"SIDEBAR_FRAME_ANCESTORS": "https://a.example, https://b.example"}, "got 'https://a"),
+        ({"SIDEBAR_FRAME_ANCESTORS": "https://a.example; script-src *"}, "SIDEBAR_FRAME"),
+        ({"SIDEBAR_FRAME_ANCESTORS": " "}, "at least one origin"),
+        ({"MISSIVE_JS_URL": "https://a.example/m.js https://b.example/m.js"}, "one address"),
+        ({"MISSIVE_JS_URL": "https://a.example/m.js;"}, "MISSIVE_JS_URL"),
     ],
 )
 def test_bad_settings_are_refused_with_the_setting_named(env, message):
@@ -208,3 +216,21 @@ def test_database_pool_size_and_overflow_are_read_for_postgresql():
     assert options["pool_size"] == 2 and options["max_overflow"] == 0
     with pytest.raises(ConfigError, match="DATABASE_POOL_SIZE must be at least 1"):
         load_config({**env, "DATABASE_POOL_SIZE": "0"})
+
+
+def test_the_sidebars_csp_settings_take_missives_and_other_origins():
+    config = load_config(BASE)
+    assert config["SIDEBAR_FRAME_ANCESTORS"] == (
+        "https://mail.missiveapp.com https://missiveapp.com missive:"
+    )
+    config = load_config(
+        {
+            **BASE,
+            "SIDEBAR_FRAME_ANCESTORS": "'self'  https://*.missiveapp.com http://localhost:8000",
+            "MISSIVE_JS_URL": "http://localhost:8001/missive.js",
+        }
+    )
+    assert config["SIDEBAR_FRAME_ANCESTORS"] == (
+        "'self' https://*.missiveapp.com http://localhost:8000"
+    )
+    assert config["MISSIVE_JS_URL"] == "http://localhost:8001/missive.js"
