@@ -279,7 +279,9 @@ def test_every_page_and_state_has_no_serious_axe_violation_at_1280_and_320(
     page.click("#segments-rows a >> nth=0")
     check("segment")
     page.goto("/campaigns/")
-    page.click("a[href*='/campaigns/']:not([href$='new']):not([href$='history']) >> nth=0")
+    # The upcoming list's link (a bare /campaigns/ link would match the menu's).
+    page.click("#campaigns-upcoming a[href*='/campaigns/'] >> nth=0")
+    expect(page).to_have_url(re.compile(r"/campaigns/\d+$"))
     check("campaign")
     page.goto("/settings/users")
     page.click("#settings-users a[href*='/settings/users/'] >> nth=0")
