@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -233,7 +234,8 @@ def test_before_it_starts_the_page_shows_summary_estimate_and_operator_buttons(
     summary = by_id(html, f"campaigns-summary-{campaign.id}")
     assert "Runoff &lt;reminder&gt;" in html
     assert "Segment Everyone" in by_id(summary, f"campaigns-target-{campaign.id}").text
-    assert "Sends" in by_id(summary, f"campaigns-when-{campaign.id}").text
+    when = by_id(summary, f"campaigns-when-{campaign.id}").text
+    assert "Sends" in when and re.search(r"E[SD]T \(in \d+ (minutes?|hours?|days?)\)", when)
     assert "A note from the newsroom" in summary.text
     assert "Follow-up, 20 min later" in summary.text and "Reply STOP" in summary.text
     estimate = by_id(html, f"campaigns-estimate-{campaign.id}")
