@@ -81,7 +81,7 @@ def test_a_deactivated_owner_stops_the_token(operator_api, operator):
     assert "deactivated" in response.get_json()["detail"]
 
 
-def test_failed_authentications_are_rate_limited_with_retry_after(app, client):
+def test_failed_authentications_are_rate_limited_with_retry_after(app, client, operator_api):
     app.config["API_AUTH_FAILURE_LIMIT"] = "3 per minute"
     try:
         codes = [
@@ -93,6 +93,8 @@ def test_failed_authentications_are_rate_limited_with_retry_after(app, client):
         assert limited.status_code == 429
         assert limited.content_type == PROBLEM
         assert 1 <= int(limited.headers["Retry-After"]) <= 60
+        # A valid token from the same address is not locked out by someone else's failures.
+        assert operator_api.get("/api/v1/me").status_code == 200
     finally:
         app.config["API_AUTH_FAILURE_LIMIT"] = "20 per 5 minutes"
 
