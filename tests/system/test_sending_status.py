@@ -35,8 +35,9 @@ def test_the_page_counts_messages_by_status_and_lists_what_needs_attention(viewe
     assert rows[0].contact.phone in attention
     assert "Council &lt;b&gt;tonight&lt;/b&gt;" in attention  # bodies are escaped
     assert "It was sent" not in html  # a viewer sees the list, not the buttons
-    # Stacked at a narrow width, each value says what it is.
+    # Stacked at a narrow width, each value says what it is; the status reads in words.
     row = by_id(html, f"attention-{rows[0].id}")
+    assert '<span class="badge badge--unknown">outcome unknown</span>' in row
     for label in ("To", "Since", "Why"):
         assert f'<span class="cell-label">{label}</span>' in row
 
