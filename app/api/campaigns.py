@@ -57,6 +57,8 @@ from app.campaigns.services import (
     campaign_upload_purpose,
     delete_campaign,
     estimate,
+    is_past,
+    is_upcoming,
     save_campaign,
 )
 from app.extensions import db
@@ -166,10 +168,7 @@ def list_campaigns():
     their figures; pages by `next_cursor`."""
     query: CampaignListQuery = request.context.query
     select = sa.select(Campaign)
-    if query.when == "upcoming":
-        select = select.where(Campaign.status.in_(EDITABLE))
-    else:
-        select = select.where(Campaign.started_at.is_not(None))
+    select = select.where(is_upcoming() if query.when == "upcoming" else is_past())
     rows, following = keyset_page(select, Campaign.id, query.cursor, query.limit)
     return CampaignList(items=[campaign_body(c) for c in rows], next_cursor=following)
 

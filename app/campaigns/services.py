@@ -865,12 +865,22 @@ def run_due_campaigns(
 
 
 # -- what the pages show -----------------------------------------------------------------------
+def is_upcoming() -> sa.ColumnElement[bool]:
+    """What counts as an upcoming campaign (drafts and scheduled), for every list of them."""
+    return Campaign.status.in_(EDITABLE)
+
+
+def is_past() -> sa.ColumnElement[bool]:
+    """What counts as a past campaign: started (sending, sent or cancelled after starting)."""
+    return Campaign.started_at.is_not(None)
+
+
 def upcoming_campaigns(limit: int = 50) -> list[Campaign]:
     """Drafts and scheduled campaigns, the next to run first (undated drafts last)."""
     return list(
         db.session.scalars(
             sa.select(Campaign)
-            .where(Campaign.status.in_(EDITABLE))
+            .where(is_upcoming())
             .order_by(Campaign.run_at.is_(None), Campaign.run_at, Campaign.id.desc())
             .limit(limit)
         )
@@ -889,7 +899,7 @@ def next_campaign() -> Campaign | None:
 def history_query() -> sa.Select[tuple[Campaign]]:
     return (
         sa.select(Campaign)
-        .where(Campaign.started_at.is_not(None))
+        .where(is_past())
         .order_by(Campaign.started_at.desc(), Campaign.id.desc())
     )
 
