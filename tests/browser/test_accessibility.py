@@ -19,6 +19,7 @@ from playwright.sync_api import Page, expect
 from bench.common import kill_tree
 from tests.browser.axe import describe, violations
 from tests.browser.conftest import LiveServer, PageProblems, serve
+from tests.browser.htmx import wait_for_htmx
 from tests.browser.test_inbound_timeline import post_inbound
 from tests.browser.test_navigation import DESKTOP, SIDEBAR, horizontal_overflow, sign_in
 from tests.support import (
@@ -34,8 +35,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 DATABASE = scratch_database("e2e_a11y")
 REDIS_URL = os.environ.get("TEST_E2E_A11Y_REDIS_URL", "redis://127.0.0.1:6379/10")
 SHOTS = OUTPUT_DIR / "a11y"
-# What htmx marks while a request, swap or settle is under way.
-SETTLING = ".htmx-request, .htmx-swapping, .htmx-settling"
 # Good rows, a bad phone and a duplicate: the upload report has each kind to show.
 CSV = (
     "Phone Number,Name,Zip\n"
@@ -106,7 +105,7 @@ class Checker:
         page = self.page
         name = self.prefix + name
         page.wait_for_load_state()
-        page.wait_for_function(f"() => !document.querySelector('{SETTLING}')")
+        wait_for_htmx(page)
         for size in (DESKTOP, SIDEBAR):
             page.set_viewport_size(size)
             # From the top: a full-page shot of a scrolled page draws the sticky header mid-page.
@@ -299,10 +298,10 @@ def test_every_page_and_state_has_no_serious_axe_violation_at_1280_and_320(
     page.fill("#name", "Zip typo")
     with page.expect_response(re.compile(r"/segments/builder$")):
         page.click("#segments-node-r .rule-group__add button:text('+ Condition')")
-    page.wait_for_function(f"() => !document.querySelector('{SETTLING}')")
+    wait_for_htmx(page)
     with page.expect_response(re.compile(r"/segments/builder$")):
         page.select_option("select[name='r.0.type']", "zip_code")
-    page.wait_for_function(f"() => !document.querySelector('{SETTLING}')")
+    wait_for_htmx(page)
     page.fill("input[name='r.0.values']", "abc")
     with page.expect_navigation():
         page.click("#segments-save")

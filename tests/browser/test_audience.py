@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import E2E_DATABASE, E2E_REDIS_URL, LiveServer, PageProblems
+from tests.browser.htmx import wait_for_htmx
 from tests.browser.test_navigation import (
     SIDEBAR,
     click_and_load,
@@ -116,6 +117,7 @@ def test_operator_imports_a_csv_then_builds_a_segment_with_a_live_count(
     page.click("#segments-builder .rule-group__add .rule-button--add >> text=+ Condition")
     # A new condition starts as a picker: choose what it matches.
     expect(page.locator('select[name="r.0.type"]')).to_have_value("")
+    wait_for_htmx(page)  # its change trigger is bound once the swap is done
     page.select_option('select[name="r.0.type"]', "zip_code")
     values = page.locator('input[name="r.0.values"]')
     expect(values).to_be_visible()

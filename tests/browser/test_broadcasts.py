@@ -17,6 +17,7 @@ from playwright.sync_api import Page, expect
 
 from bench.common import kill_tree
 from tests.browser.conftest import E2E_DATABASE, LiveServer, PageProblems
+from tests.browser.htmx import wait_for_htmx
 from tests.browser.test_navigation import (
     DESKTOP,
     SIDEBAR,
@@ -51,9 +52,7 @@ def save_field(page: Page, selector: str, value: str) -> None:
     until htmx has finished swapping the last answer in: a person types into the field they see,
     while a fill during the swap can land in the element being replaced (seen once in CI: an
     edit right after a refused one never reached the server)."""
-    page.wait_for_function(
-        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
-    )
+    wait_for_htmx(page)
     page.fill(selector, value)
     page.locator(selector).press("Tab")
 

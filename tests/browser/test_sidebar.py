@@ -25,6 +25,7 @@ from playwright.sync_api import FrameLocator, Page, expect
 from bench.common import kill_tree
 from tests.browser.axe import assert_accessible
 from tests.browser.conftest import E2E_DATABASE, LiveServer, PageProblems, serve
+from tests.browser.htmx import wait_for_htmx
 from tests.support import OUTPUT_DIR, database_url_named, free_port, start_worker_py
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -131,10 +132,7 @@ def _poll_frame(page: Page, pattern: str) -> None:
 
 
 def idle(page: Page) -> None:
-    frame = frame_page(page)
-    frame.wait_for_function(
-        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
-    )
+    wait_for_htmx(frame_page(page))
 
 
 def save_field(page: Page, selector: str, value: str) -> None:
