@@ -42,6 +42,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
+from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db, get_redis
 from app.integrations import ProviderError, ProviderMessage
@@ -246,7 +247,14 @@ def _start_cursor(key: str, fresh: dict[str, Any]) -> dict[str, Any]:
         return value
     value = {**fresh, "started_at": utcnow().isoformat()}
     if setting is None:
-        db.session.add(Setting(key=key, value=value))
+        # FOR UPDATE locks no row that does not exist yet: a run starting at the same moment
+        # may insert it first, and then that run's cursor is the one to share.
+        try:
+            with db.session.begin_nested():
+                db.session.add(Setting(key=key, value=value))
+        except IntegrityError:
+            db.session.commit()
+            return _start_cursor(key, fresh)
     else:
         setting.value = value
     db.session.commit()
