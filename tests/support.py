@@ -151,16 +151,7 @@ def migrated_scratch_database(suffix: str) -> Iterator[str]:
 
 def twilio_worker_settings(fake: Any, **extra: str) -> dict[str, str]:
     """Environment for worker processes sending through the twilio transport to a fake server."""
-    return {
-        "TRANSPORT": "twilio",
-        "TWILIO_ACCOUNT_SID": fake.account_sid,
-        "TWILIO_AUTH_TOKEN": fake.auth_token,
-        "TWILIO_FROM_NUMBER": "+13135559999",
-        "TWILIO_API_BASE_URL": fake.url,
-        "QUIET_HOURS": "off",
-        "SEND_RATE_MPS": "1000",
-        **extra,
-    }
+    return fake.app_settings(**{"QUIET_HOURS": "off", "SEND_RATE_MPS": "1000", **extra})
 
 
 def database_url_named(name: str) -> str:

@@ -265,6 +265,18 @@ class FakeTwilio(FakeServer):
         with self._lock:
             self._read_429_left = count
 
+    def app_settings(self, **extra: Any) -> dict[str, Any]:
+        """The app's settings for sending through the twilio transport to this fake (from our
+        usual test number), with `extra` on top."""
+        return {
+            "TRANSPORT": "twilio",
+            "TWILIO_ACCOUNT_SID": self.account_sid,
+            "TWILIO_AUTH_TOKEN": self.auth_token,
+            "TWILIO_FROM_NUMBER": "+13135559999",
+            "TWILIO_API_BASE_URL": self.url,
+            **extra,
+        }
+
     def add_message(
         self,
         to: str,

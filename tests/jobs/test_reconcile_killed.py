@@ -57,15 +57,7 @@ def fake() -> Iterator[FakeTwilio]:
 
 @pytest.fixture
 def settings(fake) -> dict[str, str]:
-    return {
-        "TRANSPORT": "twilio",
-        "TWILIO_ACCOUNT_SID": fake.account_sid,
-        "TWILIO_AUTH_TOKEN": fake.auth_token,
-        "TWILIO_FROM_NUMBER": "+13135559999",
-        "TWILIO_API_BASE_URL": fake.url,
-        "TWILIO_READS_PER_SECOND": "40",
-        "QUIET_HOURS": "off",
-    }
+    return fake.app_settings(TWILIO_READS_PER_SECOND="40", QUIET_HOURS="off")
 
 
 @pytest.fixture

@@ -29,14 +29,9 @@ def fake() -> Iterator[FakeTwilio]:
 @pytest.fixture
 def twilio_app(engine_app, fake):
     def make(**overrides):
-        settings = {
-            "TRANSPORT": "twilio",
-            "TWILIO_ACCOUNT_SID": fake.account_sid,
-            "TWILIO_AUTH_TOKEN": fake.auth_token,
-            "TWILIO_FROM_NUMBER": FROM,
-            "TWILIO_API_BASE_URL": fake.url,
-            "PUBLIC_BASE_URL": "https://broadcaster.example.org",
-        }
+        settings = fake.app_settings(
+            TWILIO_FROM_NUMBER=FROM, PUBLIC_BASE_URL="https://broadcaster.example.org"
+        )
         return engine_app(**{**settings, **overrides})
 
     return make

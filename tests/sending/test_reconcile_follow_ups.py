@@ -25,13 +25,9 @@ def fake() -> Iterator[FakeTwilio]:
 @pytest.fixture
 def app(engine_app, fake) -> Iterator:
     app = engine_app(
-        TRANSPORT="twilio",
-        TWILIO_ACCOUNT_SID=fake.account_sid,
-        TWILIO_AUTH_TOKEN=fake.auth_token,
-        TWILIO_FROM_NUMBER="+13135559999",
-        TWILIO_API_BASE_URL=fake.url,
-        PUBLIC_BASE_URL="https://broadcaster.example.org",
-        TWILIO_READS_PER_SECOND=1000.0,
+        **fake.app_settings(
+            PUBLIC_BASE_URL="https://broadcaster.example.org", TWILIO_READS_PER_SECOND=1000.0
+        )
     )
     with app.app_context():
         yield app

@@ -34,13 +34,9 @@ def fake() -> Iterator[FakeTwilio]:
 @pytest.fixture
 def twilio_app(make_app, fake):
     return make_app(
-        TRANSPORT="twilio",
-        TWILIO_ACCOUNT_SID=fake.account_sid,
-        TWILIO_AUTH_TOKEN=fake.auth_token,
-        TWILIO_FROM_NUMBER=FROM,
-        TWILIO_API_BASE_URL=fake.url,
-        TWILIO_READS_PER_SECOND=1000.0,
-        QUIET_HOURS=None,
+        **fake.app_settings(
+            TWILIO_FROM_NUMBER=FROM, TWILIO_READS_PER_SECOND=1000.0, QUIET_HOURS=None
+        )
     )
 
 
