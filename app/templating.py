@@ -1,5 +1,6 @@
 """Jinja filters and globals: org-time-zone dates (exact and relative), phone numbers, numbers,
-percentages, plurals, links to a send's pages, and the navigation."""
+percentages, plurals, links to a send's pages, the navigation, and the words for stored statuses
+and audit actions (app/labels.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from flask import Flask, current_app, request, url_for
 from markupsafe import Markup, escape
 
 from app.contacts.phones import display_phone
+from app.labels import audit_action_label, status_label, stored_value
 from app.models.types import utcnow
 from app.sending.sms import describe_character
 from app.sends import Send, send_kind, send_label
@@ -163,6 +165,9 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(isotime)
     app.add_template_filter(percent)
     app.add_template_filter(plural)
+    app.add_template_filter(status_label)
+    app.add_template_filter(stored_value)
+    app.add_template_filter(audit_action_label, "action_label")
     app.add_template_global(send_url)
     app.add_template_global(quiet_hours_opening)
     app.add_template_global(send_kind)

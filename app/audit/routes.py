@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, render_template, request
 from app.audit.services import audit_actions, audit_query
 from app.extensions import db
 from app.htmx import vary_on_htmx, wants_partial
+from app.labels import audit_action_label
 from app.pagination import page_number
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
@@ -23,5 +24,7 @@ def index():
     if wants_partial():
         html = render_template("audit/partials/_rows.html", **context)
     else:
-        html = render_template("audit/index.html", actions=audit_actions(), **context)
+        # The filter lists actions by the label a person reads; the option values stay the stored names.
+        actions = sorted(audit_actions(), key=audit_action_label)
+        html = render_template("audit/index.html", actions=actions, **context)
     return vary_on_htmx(current_app.make_response(html))

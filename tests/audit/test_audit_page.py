@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.audit.services import record_audit
 from app.extensions import db
-from tests.support import HX
+from tests.support import HX, by_id
 
 
 def _entries(admin, count=3):
@@ -37,6 +37,27 @@ def test_htmx_search_returns_only_the_rows_partial(admin_client, admin):
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and "<html" not in html
     assert "Changed user 1" in html and "Changed user 2" not in html
+
+
+def test_entries_and_the_action_filter_read_as_labels_and_filter_by_the_stored_name(
+    admin_client, admin
+):
+    for action in ("broadcast.start", "api_token.create", "periodic_job.run_now", "odd_new.thing"):
+        record_audit(action, user=admin, summary=f"did {action}")
+    db.session.commit()
+    html = admin_client.get("/audit/").get_data(as_text=True)
+    rows = by_id(html, "audit-rows")
+    for label in ("Broadcast started", "API token created", "Job run started by hand"):
+        assert f">{label}</strong>" in rows
+    assert ">Odd new thing</strong>" in rows  # one not listed: its name, tidied
+    assert "broadcast.start</strong>" not in rows and "api token.create" not in rows
+    # The dropdown shows labels, sorted by them, and keeps the stored name as each value.
+    options = by_id(html, "audit-action")
+    assert '<option value="api_token.create" >API token created</option>' in options
+    assert '<option value="periodic_job.run_now" >Job run started by hand</option>' in options
+    assert options.index("API token created") < options.index("Broadcast started")
+    only = admin_client.get("/audit/?action=api_token.create", headers=HX).get_data(as_text=True)
+    assert "did api_token.create" in only and "did broadcast.start" not in only
 
 
 def test_filter_by_action(admin_client, admin):

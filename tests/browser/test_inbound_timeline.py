@@ -162,7 +162,7 @@ def test_reply_cancels_the_follow_up_and_stop_unsubscribes_on_the_contact_timeli
     expect(status_card).to_contain_text("texted “STOP”")
     stop = timeline_item(page, "STOP").filter(has_not_text="stop by later")
     expect(stop).to_have_count(1)
-    expect(stop.locator(".badge")).to_have_text("stop")
+    expect(stop.locator(".badge--stop")).to_have_text("STOP")
     expect(stop).to_contain_text("opt-out")
     # Newest first: the STOP, the near-miss, the reply.
     bodies = page.locator("#contacts-timeline .timeline__item blockquote").all_inner_texts()

@@ -37,7 +37,10 @@ def test_the_timeline_shows_a_stop_as_an_opt_out_and_the_contact_as_unsubscribed
     db.session.commit()
     html = viewer_client.get(f"/contacts/{contact.id}").get_data(as_text=True)
     timeline = by_id(html, "contacts-timeline")
-    assert "opt-out · via Twilio" in timeline and ">stop<" in timeline
+    assert (
+        "opt-out · via Twilio" in timeline
+        and '<span class="badge badge--stop">STOP</span>' in timeline
+    )
     status = by_id(html, "contacts-status-card")
     assert "unsubscribed" in status.text and "texted “STOP”" in status.text
 

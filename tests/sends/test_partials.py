@@ -122,3 +122,33 @@ def test_the_recipients_table_says_how_long_ago_each_message_went_with_the_exact
     cell = by_id(html.get_data(as_text=True), f"broadcasts-recipient-{row.id}")
     assert re.search(r'<time datetime="[^"]+Z" title="[^"]+ E[SD]T">3 hours ago</time>', cell)
     assert '<span class="cell-label">Sent</span>' in cell
+
+
+def test_the_recipients_table_and_its_filter_show_statuses_in_words_and_keep_the_stored_names(
+    viewer_client,
+):
+    broadcast = BroadcastFactory(sending=True)
+    unknown, undelivered = (
+        OutboundMessageFactory(broadcast=broadcast, contact=ContactFactory(), status=status)
+        for status in (MessageStatus.UNKNOWN, MessageStatus.UNDELIVERED)
+    )
+    db.session.commit()
+    html = viewer_client.get(f"/broadcasts/{broadcast.id}").get_data(as_text=True)
+    # The badge says it in words; its colour (the class) is still the stored status's.
+    row = by_id(html, f"broadcasts-recipient-{unknown.id}")
+    assert '<span class="badge badge--unknown">outcome unknown</span>' in row
+    row = by_id(html, f"broadcasts-recipient-{undelivered.id}")
+    assert '<span class="badge badge--undelivered">not delivered</span>' in row
+    # The filter reads in words and sends the stored name.
+    status_filter = by_id(html, "broadcasts-recipients-status")
+    assert '<option value="undelivered">Not delivered</option>' in status_filter
+    assert '<option value="unknown">Outcome unknown</option>' in status_filter
+    only = viewer_client.get(
+        f"/broadcasts/{broadcast.id}/recipients?status=undelivered", headers=HX
+    )
+    rows = only.get_data(as_text=True)
+    assert f"broadcasts-recipient-{undelivered.id}" in rows
+    assert f"broadcasts-recipient-{unknown.id}" not in rows
+    # The CSV of outcomes keeps the stored names.
+    csv = viewer_client.get(f"/broadcasts/{broadcast.id}/outcomes.csv").get_data(as_text=True)
+    assert "undelivered" in csv and "not delivered" not in csv

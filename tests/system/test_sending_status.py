@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import AuditLog, MessageStatus, OutboundMessage
+from app.models import AuditLog, MessageStatus, OutboundMessage, utcnow
 from app.sending.recovery import NEEDS_ATTENTION_PREFIX
 from tests.factories import BroadcastFactory, OutboundMessageFactory
 from tests.support import HX, by_id
@@ -40,6 +42,29 @@ def test_the_page_counts_messages_by_status_and_lists_what_needs_attention(viewe
     assert '<span class="badge badge--unknown">outcome unknown</span>' in row
     for label in ("To", "Since", "Why"):
         assert f'<span class="cell-label">{label}</span>' in row
+
+
+def test_the_messages_of_the_last_7_days_read_in_words_in_their_statuses_colours(viewer_client):
+    broadcast = BroadcastFactory(sending=True)
+    for status in (MessageStatus.UNDELIVERED, MessageStatus.UNKNOWN, MessageStatus.DELIVERED):
+        OutboundMessageFactory(broadcast=broadcast, status=status)
+    db.session.commit()
+    counts = by_id(viewer_client.get("/system/").get_data(as_text=True), "system-messages")
+    assert '<span class="badge badge--undelivered">not delivered</span>' in counts
+    assert '<span class="badge badge--unknown">outcome unknown</span>' in counts
+    assert '<span class="badge badge--delivered">delivered</span>' in counts
+    assert ">undelivered<" not in counts and ">unknown<" not in counts
+
+
+def test_a_message_left_sending_reads_as_no_report_in_needs_attention(viewer_client):
+    message = OutboundMessageFactory(
+        broadcast=BroadcastFactory(sending=True),
+        status=MessageStatus.SENDING,
+        claimed_at=utcnow() - timedelta(hours=2),
+    )
+    db.session.commit()
+    row = by_id(viewer_client.get("/system/").get_data(as_text=True), f"attention-{message.id}")
+    assert '<span class="badge badge--sending">no report</span>' in row
 
 
 def test_an_empty_list_says_everything_is_accounted_for(viewer_client):
