@@ -73,7 +73,9 @@ def test_operator_resolves_messages_that_need_attention(
     attention = page.locator("#system-attention")
     expect(attention).to_contain_text(display_phone(first_phone, "US"))
     expect(attention).to_contain_text("2 identical messages found at Twilio")
-    expect(page.locator("#system-messages")).to_contain_text("unknown")
+    # The counts read in words, in the stored status's colour.
+    expect(page.locator("#system-messages .badge--unknown")).to_have_text("outcome unknown")
+    expect(page.locator(f"#attention-{first_id} .badge--unknown")).to_have_text("outcome unknown")
     screenshot(page, "system-attention-1280.png")
 
     # "It was sent" asks first; dismissing the question changes nothing.

@@ -178,7 +178,7 @@ def run_reconciliation_now(page: Page, live_server: LiveServer, fake: FakeTwilio
 
         lock.rollback()  # let the job finish
         result = page.locator(f"{ROW}-result")
-        expect(result).to_contain_text("success", timeout=30_000)
+        expect(result.locator(".badge--success")).to_have_text("succeeded", timeout=30_000)
         expect(row).to_contain_text("600 messages checked · 600 updated")
         expect(running).to_have_count(0)
         assert row.get_attribute("hx-trigger") is None  # polling stopped

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -48,8 +49,15 @@ def test_admin_adds_a_user_then_finds_it_in_the_audit_log(
     rows = page.locator("#audit-rows")
     expect(rows).to_contain_text(f"Created {email} as operator")
     expect(rows).not_to_contain_text("Signed in")
+    # The action reads as a label; the filter shows labels and keeps the stored name as its value.
+    expect(rows.locator("strong").first).to_have_text("User added")
+    expect(page.locator('#audit-action option[value="user_create"]')).to_have_text("User added")
     expect(page).to_have_url(f"{live_server.url}/audit/?q={email.replace('@', '%40')}&action=")
     screenshot(page, "audit-search-1280.png")
+    with page.expect_response(lambda r: "action=user_create" in r.url):
+        page.select_option("#audit-action", label="User added")
+    expect(rows).to_contain_text(f"Created {email} as operator")
+    expect(page).to_have_url(re.compile(r"action=user_create"))
 
     # Chromium logs the deliberate 422 above as a console error; nothing else may appear.
     assert [e for e in problems.console_errors if "status of 422" not in e] == []
