@@ -3,25 +3,19 @@ pending status callbacks, recover stale claims, finish broadcasts and refresh th
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from flask import current_app
 
 from app.broadcasts.services import run_due_broadcast
 from app.campaigns.services import run_due_campaigns
-from app.extensions import db
+from app.extensions import get_redis
 from app.jobs.campaigns import enqueue_pending_labels
-from app.jobs.runs import recorded_run
+from app.jobs.runs import close_abandoned_runs, recorded_run
 from app.jobs.sending import enqueue_sending
-from app.models import JobOutcome, JobRun, utcnow
 from app.sending.recovery import recover_stale_claims, release_due
 from app.sends.stats import finish_sends, refresh_recent_stats
 from app.webhooks.inbox import apply_pending_callbacks
-
-# A job run still "running" after this long belonged to a worker that died; it is closed.
-ABANDONED_RUN_AFTER = timedelta(hours=2)
 
 
 def tick() -> dict[str, Any]:
@@ -52,17 +46,7 @@ def tick() -> dict[str, Any]:
         run.counts.update(recover_stale_claims(app))
         run.counts["sends_finished"] = finish_sends()
         run.counts["stats_refreshed"] = refresh_recent_stats()
-        run.counts["abandoned_runs"] = close_abandoned_runs()
+        # Runs whose worker died without finishing (app.jobs.runs: the System page's rule too).
+        run.counts["abandoned_runs"] = close_abandoned_runs(get_redis(app))
         run.counts["send_jobs_enqueued"] = enqueue_sending(app)
     return {"run_id": run.run_id, **run.counts}
-
-
-def close_abandoned_runs() -> int:
-    cutoff = utcnow() - ABANDONED_RUN_AFTER
-    closed = db.session.execute(
-        sa.update(JobRun)
-        .where(JobRun.outcome == JobOutcome.RUNNING, JobRun.started_at < cutoff)
-        .values(outcome=JobOutcome.FAILED, finished_at=utcnow(), error="abandoned: the worker died")
-    ).rowcount
-    db.session.commit()
-    return closed or 0

@@ -38,6 +38,12 @@ class JobRun(db.Model):
     )
     counts: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     error: Mapped[str | None] = mapped_column(sa.Text)
+    # Who ran it, so a `running` row whose run died (worker SIGKILLed, out of memory) can be
+    # told from a live one (app.jobs.runs.close_abandoned_runs): the RQ job and worker when a
+    # worker ran it, and the process (`<boot id>/<PID namespace>/<pid>/<start time>`).
+    rq_job_id: Mapped[str | None] = mapped_column(sa.String(200))
+    worker_name: Mapped[str | None] = mapped_column(sa.String(200))
+    process: Mapped[str | None] = mapped_column(sa.String(120))
 
     @property
     def duration_seconds(self) -> float | None:

@@ -22,13 +22,12 @@ from rq_scheduler import Scheduler
 
 from app.extensions import db, get_redis
 from app.jobs import get_queue
+from app.jobs.runs import abandoned_reason, close_abandoned_runs, worker_gone
 from app.jobs.schedule import PERIODIC_JOBS, PeriodicJob
 from app.models import JobOutcome, JobRun, utcnow
 
 RUN_NOW_PREFIX = "run-now-"
 _ASK = object()
-# A `running` row older than this belonged to a worker that died (the tick closes such rows).
-RUNNING_AT_MOST = timedelta(hours=2)
 
 # What each count of a job's summary counts, in words (singular, plural); a count not listed
 # reads as its key.
@@ -248,6 +247,10 @@ class PeriodicJobStatus:
     next_run_relative: str
     last_run: JobRun | None  # the latest finished run
     running: JobRun | None  # a run in progress (its counts so far)
+    # A `running` row whose run is over without having said so (its worker was killed), and
+    # why in words: the tick or the next Run now closes it with that reason.
+    abandoned: JobRun | None
+    abandoned_reason: str
     pending: Pending | None  # queued, not yet picked up by a worker
     # Whether the scheduler holds the job, and whether it runs (None: Redis did not answer).
     registered: bool | None
@@ -263,8 +266,8 @@ class PeriodicJobStatus:
         return relative(moment, self.now) if moment else ""
 
 
-def _runs(job: PeriodicJob, now: datetime) -> tuple[JobRun | None, JobRun | None]:
-    """(the latest finished run, a run in progress) of `job`."""
+def _runs(job: PeriodicJob) -> tuple[JobRun | None, JobRun | None]:
+    """(the latest finished run, the latest `running` row) of `job`."""
     latest = db.session.scalars(
         sa.select(JobRun).where(JobRun.name == job.recorded_as).order_by(JobRun.id.desc()).limit(1)
     ).first()
@@ -276,8 +279,22 @@ def _runs(job: PeriodicJob, now: datetime) -> tuple[JobRun | None, JobRun | None
         .order_by(JobRun.id.desc())
         .limit(1)
     ).first()
-    running = latest if latest.started_at >= now - RUNNING_AT_MOST else None
-    return finished, running
+    return finished, latest
+
+
+def _started_run_is_over(connection: Any, rq_job: Job) -> bool:
+    """Whether a `started` RQ job is in fact over: its worker no longer reports to Redis, or
+    the run it recorded was closed (finished, or found abandoned) while RQ still says started."""
+    if rq_job.worker_name and worker_gone(connection, rq_job.worker_name):
+        return True
+    query = sa.select(JobRun.id).where(
+        JobRun.rq_job_id == rq_job.id, JobRun.outcome != JobOutcome.RUNNING
+    )
+    if rq_job.worker_name:
+        query = query.where(JobRun.worker_name == rq_job.worker_name)
+    if rq_job.started_at is not None:
+        query = query.where(JobRun.started_at >= rq_job.started_at)
+    return db.session.scalars(query.limit(1)).first() is not None
 
 
 def pending_run(app: Flask, job: PeriodicJob) -> Pending | None:
@@ -300,8 +317,10 @@ def pending_run(app: Flask, job: PeriodicJob) -> Pending | None:
             return Pending(rq_id, "queued", rq_job.enqueued_at or rq_job.created_at)
         # A started job is past its timeout only when its worker died without saying so.
         started = rq_job.started_at
-        if status == JobStatus.STARTED and (
-            started is None or started >= utcnow() - timedelta(seconds=job.timeout + 60)
+        if (
+            status == JobStatus.STARTED
+            and (started is None or started >= utcnow() - timedelta(seconds=job.timeout + 60))
+            and not _started_run_is_over(connection, rq_job)
         ):
             return Pending(rq_id, "started", started or rq_job.enqueued_at)
     return None
@@ -333,7 +352,13 @@ def periodic_job_status(
     scheduler_alive: bool | None | object = _ASK,
 ) -> PeriodicJobStatus:
     """One job's status; `scheduler_alive` is asked of Redis unless the caller knows it."""
-    last, running = _runs(job, now)
+    last, running = _runs(job)
+    abandoned, reason = None, ""
+    if running is not None:
+        # Read only (a GET never writes): the tick or the next Run now closes the row.
+        reason = abandoned_reason(running, get_redis(app), utcnow()) or ""
+        if reason:
+            abandoned, running = running, None
     try:
         pending = pending_run(app, job)
         registered: bool | None = _registered(app, job)
@@ -341,6 +366,8 @@ def periodic_job_status(
         pending, registered = None, None
     if pending is not None and pending.state == "started" and running is not None:
         pending = None  # the job-run row tells more
+    if pending is not None and abandoned is not None and pending.rq_id == abandoned.rq_job_id:
+        pending = None  # the RQ job of the run that died: it runs no more
     words, detail = schedule_in_words(job.cron, zone, now)
     upcoming = next_run(job.cron, now)
     return PeriodicJobStatus(
@@ -351,6 +378,8 @@ def periodic_job_status(
         next_run_relative=relative(upcoming, now),
         last_run=last,
         running=running,
+        abandoned=abandoned,
+        abandoned_reason=reason,
         pending=pending,
         registered=registered,
         scheduler_running=scheduler_running(app) if scheduler_alive is _ASK else scheduler_alive,  # type: ignore[arg-type]
@@ -404,6 +433,10 @@ def run_now(
         if not lock.acquire():
             raise RunRefused(f"Someone else is starting {job.id} right now. Try again shortly.")
         try:
+            # Rows of runs that died are closed first, with the reason (the tick's rule too):
+            # their RQ job no longer counts either.
+            close_abandoned_runs(connection, name=job.recorded_as)
+            _, running = _runs(job)
             pending = pending_run(app, job)
             if pending is not None:
                 verb = "queued" if pending.state == "queued" else "running"
@@ -412,7 +445,6 @@ def run_now(
                     f"{job.id} is already {verb}{since}: it was not queued again."
                     + _no_worker_note(app, job)
                 )
-            _, running = _runs(job, now)
             if running is not None:
                 raise RunRefused(
                     f"{job.id} is already running since {describe(running.started_at)}: "

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from rq import Queue, SimpleWorker
+from rq import Queue, SimpleWorker, Worker
 from rq_scheduler import Scheduler
 
 from app.extensions import db
@@ -403,3 +403,167 @@ def test_a_started_run_whose_worker_died_long_ago_does_not_block_run_now(
     job.started_at = utcnow() - timedelta(hours=2)
     job.save()
     assert operator_client.post(RUN_URL, headers=HX).status_code == 200
+
+
+def _retention_run(**who) -> JobRun:
+    run = JobRun(
+        name="retention",
+        outcome=JobOutcome.RUNNING,
+        started_at=utcnow() - timedelta(minutes=3),
+        counts={"webhook_events_deleted": 5000},
+        **who,
+    )
+    db.session.add(run)
+    db.session.commit()
+    return run
+
+
+def _started_rq_job(redis_conn, worker_name: str):
+    from rq.job import JobStatus
+
+    queue = Queue(QUEUE_MAINTENANCE, connection=redis_conn)
+    job = queue.enqueue("app.jobs.maintenance.apply_retention", job_id="run-now-retention")
+    queue.remove(job)  # a worker took it
+    job.started_at = utcnow() - timedelta(minutes=3)
+    job.worker_name = worker_name
+    job.set_status(JobStatus.STARTED)
+    job.save()
+    return job
+
+
+def _gone_process() -> str:
+    """A process description (app.jobs.runs.this_process) of a process that has exited."""
+    import subprocess
+    import sys
+
+    from app.jobs.runs import this_process
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    namespace = "/".join((this_process() or "").split("/")[:2])
+    return f"{namespace}/{child.pid}/1"
+
+
+def test_a_run_on_a_live_worker_refuses_run_now_until_that_worker_stops(
+    operator_client, redis_conn
+):
+    worker = Worker([QUEUE_MAINTENANCE], connection=redis_conn, name="live-worker")
+    worker.register_birth()
+    _started_rq_job(redis_conn, "live-worker")
+    run = _retention_run(rq_job_id="run-now-retention", worker_name="live-worker")
+    response = operator_client.post(RUN_URL, headers=HX)
+    assert response.status_code == 409 and "already running since" in response.get_data(True)
+    db.session.refresh(run)
+    assert run.outcome == JobOutcome.RUNNING
+    # The worker stopped (here: it said so; a SIGKILLed one's key expires) without finishing.
+    worker.register_death()
+    # The page says so at once (a GET writes nothing: the row is closed by Run now or the tick).
+    html = periodic_html(operator_client)
+    row = html[html.index('id="system-periodic-retention"') :]
+    row = row[: row.index("</li>")]
+    assert "no longer reports to Redis" in row and "Run now</button>" in row
+    assert "5,000 webhook log entries deleted" in row
+    db.session.refresh(run)
+    assert run.outcome == JobOutcome.RUNNING
+    assert operator_client.post(RUN_URL, headers=HX).status_code == 200
+    db.session.refresh(run)
+    assert run.outcome == JobOutcome.FAILED and run.finished_at is not None
+    assert run.error.startswith(
+        "Abandoned: its worker stopped without finishing "
+        "(its RQ worker live-worker no longer reports to Redis); it started at "
+    )
+    assert "Nothing more will be recorded for this run." in run.error
+    html = periodic_html(operator_client)
+    row = html[html.index('id="system-periodic-retention"') :]
+    assert "badge--failed" in row[: row.index("</li>")]
+    assert "Abandoned: its worker stopped without finishing" in row[: row.index("</li>")]
+
+
+def test_a_run_whose_rq_job_is_no_longer_started_is_closed(operator_client, redis_conn):
+    worker = Worker([QUEUE_MAINTENANCE], connection=redis_conn, name="live-worker")
+    worker.register_birth()  # the worker lives on (its work horse was killed, out of memory)
+    job = _started_rq_job(redis_conn, "live-worker")
+    run = _retention_run(rq_job_id="run-now-retention", worker_name="live-worker")
+    job.set_status("failed")
+    assert operator_client.post(RUN_URL, headers=HX).status_code == 200
+    db.session.refresh(run)
+    assert run.outcome == JobOutcome.FAILED
+    assert "(its RQ job run-now-retention is failed)" in run.error
+
+
+def test_with_redis_down_only_runs_whose_process_is_certainly_gone_are_closed(make_user, make_app):
+    from app.extensions import get_redis
+    from app.jobs.runs import close_abandoned_runs
+
+    # Its worker cannot be asked: left running, and Run now says Redis is down.
+    unknown = _retention_run(rq_job_id="run-now-retention", worker_name="gone-worker")
+    dead = JobRun(
+        name="status reconciliation",
+        outcome=JobOutcome.RUNNING,
+        started_at=utcnow() - timedelta(minutes=1),
+        process=_gone_process(),
+    )
+    db.session.add(dead)
+    db.session.commit()
+    down = make_app(REDIS_URL="redis://127.0.0.1:1/0")
+    client = down.test_client()
+    assert sign_in(client, make_user(Role.OPERATOR)).status_code == 302
+    page = client.get("/system/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    row = html[html.index('id="system-periodic-reconcile-statuses"') :]
+    row = row[: row.index("</li>")]
+    assert "Abandoned: its worker stopped without finishing (the process that ran it" in row
+    row = html[html.index('id="system-periodic-retention"') :]
+    assert "Running…" in row[: row.index("</li>")]  # cannot be told: still running
+    assert client.post(RUN_URL, headers=HX).status_code == 503
+    db.session.refresh(unknown)
+    db.session.refresh(dead)
+    assert unknown.outcome == JobOutcome.RUNNING and dead.outcome == JobOutcome.RUNNING
+    # The tick's pass: the process was on this machine and is gone, which needs no Redis.
+    with down.app_context():
+        assert close_abandoned_runs(get_redis(down)) == 1
+    db.session.refresh(unknown)
+    db.session.refresh(dead)
+    assert unknown.outcome == JobOutcome.RUNNING and unknown.error is None
+    assert dead.outcome == JobOutcome.FAILED
+    assert "(the process that ran it (PID " in dead.error and ") is gone)" in dead.error
+
+
+def test_the_tick_closes_abandoned_runs_by_the_same_rule(app, redis_conn):
+    from app.jobs.runs import close_abandoned_runs
+
+    elsewhere = _retention_run(process="another-machine/1/2/3", worker_name="gone-worker")
+    assert close_abandoned_runs(None) == 0  # without Redis: cannot be told
+    assert close_abandoned_runs(redis_conn) == 1  # its worker is not in Redis
+    assert close_abandoned_runs(redis_conn) == 0  # once
+    db.session.refresh(elsewhere)
+    assert elsewhere.outcome == JobOutcome.FAILED and "gone-worker" in elsewhere.error
+    old = JobRun(name="tick", outcome=JobOutcome.RUNNING, started_at=utcnow() - timedelta(hours=3))
+    db.session.add(old)
+    db.session.commit()
+    assert close_abandoned_runs(None) == 1
+    db.session.refresh(old)
+    assert "running for more than 2 hours" in old.error
+
+
+def test_a_process_is_gone_when_it_exited_or_its_pid_is_another_process(app):
+    from app.jobs.runs import process_alive, this_process
+
+    me = this_process()
+    assert me is not None and process_alive(me) is True
+    assert process_alive(_gone_process()) is False
+    namespace, pid = "/".join(me.split("/")[:2]), me.split("/")[2]
+    assert process_alive(f"{namespace}/{pid}/1") is False  # the same PID, started at another time
+    assert process_alive(f"another-machine/1/{pid}/1") is None  # cannot be told from here
+    assert process_alive(None) is None and process_alive("garbage") is None
+
+
+def test_a_live_process_keeps_its_run_open_whatever_redis_says(app, redis_conn):
+    from app.jobs.runs import close_abandoned_runs, this_process
+
+    # A work horse whose worker alone was SIGKILLed goes on with its job.
+    run = _retention_run(process=this_process(), worker_name="gone-worker")
+    assert close_abandoned_runs(redis_conn) == 0
+    db.session.refresh(run)
+    assert run.outcome == JobOutcome.RUNNING
