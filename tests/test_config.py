@@ -234,3 +234,17 @@ def test_the_sidebars_csp_settings_take_missives_and_other_origins():
         "'self' https://*.missiveapp.com http://localhost:8000"
     )
     assert config["MISSIVE_JS_URL"] == "http://localhost:8001/missive.js"
+
+
+def test_each_app_counts_its_rate_limits_in_its_own_storage(app, client, viewer, redis_conn):
+    from app.extensions import limiter
+    from tests.conftest import sign_in
+
+    # Another app made later in the process (one limiter object serves every app)...
+    other = create_app(load_config({**BASE, "REDIS_URL": "redis://127.0.0.1:1/0"}))
+    # ...keeps its own storage, and this app's counts stay in this app's Redis.
+    with other.app_context():
+        assert limiter.storage.storage.connection_pool.connection_kwargs["port"] == 1
+    assert sign_in(client, viewer, password="wrong-password").status_code == 401
+    counted = [key for key in redis_conn.scan_iter("LIMITS:*") if b"/login/" in key]
+    assert counted and int(redis_conn.get(counted[0])) == 1
