@@ -14,7 +14,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import current_app, has_app_context
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Worker, get_current_job
@@ -158,15 +157,7 @@ def worker_gone(connection: Redis, worker_name: str) -> bool:
     return not exists or bool(dead)
 
 
-def _started_at(moment: datetime) -> str:
-    zone = None
-    if has_app_context():
-        try:
-            zone = ZoneInfo(current_app.config["APP_TIMEZONE"])
-        except (KeyError, ValueError):
-            zone = None
-    if zone is None:
-        return moment.strftime("%b %-d, %Y %-I:%M %p UTC")
+def _started_at(moment: datetime, zone: ZoneInfo) -> str:
     local = moment.astimezone(zone)
     return f"{local.strftime('%b %-d, %Y %-I:%M %p')} {local.strftime('%Z')}"
 
@@ -211,19 +202,21 @@ def abandoned_because(run: JobRun, connection: Redis | None, now: datetime) -> s
     return None
 
 
-def abandoned_reason(run: JobRun, connection: Redis | None, now: datetime) -> str | None:
+def abandoned_reason(
+    run: JobRun, connection: Redis | None, now: datetime, zone: ZoneInfo
+) -> str | None:
     """What a person reads about a `running` row whose run is over without having said so
-    (abandoned_because); None while it may be alive."""
+    (abandoned_because), its start in the organisation's `zone`; None while it may be alive."""
     because = abandoned_because(run, connection, now)
     if because is None:
         return None
     return (
         f"Abandoned: its worker stopped without finishing ({because}); it started at "
-        f"{_started_at(run.started_at)}. Nothing more will be recorded for this run."
+        f"{_started_at(run.started_at, zone)}. Nothing more will be recorded for this run."
     )
 
 
-def close_abandoned_runs(connection: Redis | None, name: str | None = None) -> int:
+def close_abandoned_runs(connection: Redis | None, zone: ZoneInfo, name: str | None = None) -> int:
     """Close, as failed with the reason in words, each `running` row (of job `name`, or of
     every job) whose run is over without having said so (abandoned_reason); each row once
     (a conditional update), whoever else closes it at the same moment. `connection` is the
@@ -243,7 +236,7 @@ def close_abandoned_runs(connection: Redis | None, name: str | None = None) -> i
             connection = None
     closed = 0
     for run in running:
-        reason = abandoned_reason(run, connection, now)
+        reason = abandoned_reason(run, connection, now, zone)
         if reason is None:
             continue
         done = db.session.execute(

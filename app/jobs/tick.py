@@ -4,6 +4,7 @@ pending status callbacks, recover stale claims, finish broadcasts and refresh th
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 
@@ -47,6 +48,8 @@ def tick() -> dict[str, Any]:
         run.counts["sends_finished"] = finish_sends()
         run.counts["stats_refreshed"] = refresh_recent_stats()
         # Runs whose worker died without finishing (app.jobs.runs: the System page's rule too).
-        run.counts["abandoned_runs"] = close_abandoned_runs(get_redis(app))
+        run.counts["abandoned_runs"] = close_abandoned_runs(
+            get_redis(app), ZoneInfo(app.config["APP_TIMEZONE"])
+        )
         run.counts["send_jobs_enqueued"] = enqueue_sending(app)
     return {"run_id": run.run_id, **run.counts}

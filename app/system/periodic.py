@@ -356,7 +356,7 @@ def periodic_job_status(
     abandoned, reason = None, ""
     if running is not None:
         # Read only (a GET never writes): the tick or the next Run now closes the row.
-        reason = abandoned_reason(running, get_redis(app), utcnow()) or ""
+        reason = abandoned_reason(running, get_redis(app), utcnow(), zone) or ""
         if reason:
             abandoned, running = running, None
     try:
@@ -435,7 +435,8 @@ def run_now(
         try:
             # Rows of runs that died are closed first, with the reason (the tick's rule too):
             # their RQ job no longer counts either.
-            close_abandoned_runs(connection, name=job.recorded_as)
+            zone = ZoneInfo(app.config["APP_TIMEZONE"])
+            close_abandoned_runs(connection, zone, name=job.recorded_as)
             _, running = _runs(job)
             pending = pending_run(app, job)
             if pending is not None:
@@ -450,6 +451,7 @@ def run_now(
                     f"{job.id} is already running since {describe(running.started_at)}: "
                     "it was not queued again. Wait for it to finish."
                 )
+            _forget_dead_execution(connection, RUN_NOW_PREFIX + job.id)
             return get_queue(app, job.queue).enqueue(
                 job.func,
                 job_id=RUN_NOW_PREFIX + job.id,
@@ -465,6 +467,18 @@ def run_now(
                 pass  # expired or Redis gone: it frees itself after its timeout
     except (RedisError, OSError) as exc:
         raise unavailable from exc
+
+
+def _forget_dead_execution(connection: Any, rq_id: str) -> None:
+    """The last Run now's RQ job still says `started` when its worker died: its execution is
+    taken out of the started registry before the same job id is queued again, or RQ's cleanup
+    of that registry, once the dead execution expires, would fail the new run."""
+    try:
+        rq_job = Job.fetch(rq_id, connection=connection)
+    except NoSuchJobError:
+        return
+    if rq_job.get_status(refresh=False) == JobStatus.STARTED:
+        rq_job.started_job_registry.remove_executions(rq_job)
 
 
 def _no_worker_note(app: Flask, job: PeriodicJob) -> str:

@@ -94,6 +94,8 @@ def test_run_now_is_refused_while_the_worker_runs_it_and_accepted_seconds_after_
         kill_tree(worker)  # SIGKILL: the worker and its work horse, no word to anyone
     finally:
         kill_tree(worker)
+    started = Queue(QUEUE_MAINTENANCE, connection=get_redis(live)).started_job_registry
+    assert RUN_NOW_PREFIX + "retention" in started.get_job_ids(cleanup=False)  # RQ: still on it
     # The page says so at once (a GET writes nothing)...
     row = client.get("/system/periodic/retention", headers=HX).get_data(as_text=True)
     assert "Abandoned: its worker stopped without finishing (the process that ran it" in row
@@ -102,7 +104,10 @@ def test_run_now_is_refused_while_the_worker_runs_it_and_accepted_seconds_after_
     accepted = client.post(RUN_URL, headers=HX)
     assert accepted.status_code == 200, accepted.get_data(True)
     assert time.monotonic() - killed < 15
-    assert Queue(QUEUE_MAINTENANCE, connection=get_redis(live)).count == 1  # the new run waits
+    queue = Queue(QUEUE_MAINTENANCE, connection=get_redis(live))
+    assert queue.count == 1  # the new run waits
+    # The dead execution is out of RQ's started registry (its cleanup would fail the new run).
+    assert RUN_NOW_PREFIX + "retention" not in queue.started_job_registry.get_job_ids(cleanup=False)
     run = the_run()
     assert run.outcome == JobOutcome.FAILED and run.finished_at is not None
     assert run.error.startswith("Abandoned: its worker stopped without finishing (")

@@ -522,7 +522,7 @@ def test_with_redis_down_only_runs_whose_process_is_certainly_gone_are_closed(ma
     assert unknown.outcome == JobOutcome.RUNNING and dead.outcome == JobOutcome.RUNNING
     # The tick's pass: the process was on this machine and is gone, which needs no Redis.
     with down.app_context():
-        assert close_abandoned_runs(get_redis(down)) == 1
+        assert close_abandoned_runs(get_redis(down), DETROIT) == 1
     db.session.refresh(unknown)
     db.session.refresh(dead)
     assert unknown.outcome == JobOutcome.RUNNING and unknown.error is None
@@ -534,15 +534,15 @@ def test_the_tick_closes_abandoned_runs_by_the_same_rule(app, redis_conn):
     from app.jobs.runs import close_abandoned_runs
 
     elsewhere = _retention_run(process="another-machine/1/2/3", worker_name="gone-worker")
-    assert close_abandoned_runs(None) == 0  # without Redis: cannot be told
-    assert close_abandoned_runs(redis_conn) == 1  # its worker is not in Redis
-    assert close_abandoned_runs(redis_conn) == 0  # once
+    assert close_abandoned_runs(None, DETROIT) == 0  # without Redis: cannot be told
+    assert close_abandoned_runs(redis_conn, DETROIT) == 1  # its worker is not in Redis
+    assert close_abandoned_runs(redis_conn, DETROIT) == 0  # once
     db.session.refresh(elsewhere)
     assert elsewhere.outcome == JobOutcome.FAILED and "gone-worker" in elsewhere.error
     old = JobRun(name="tick", outcome=JobOutcome.RUNNING, started_at=utcnow() - timedelta(hours=3))
     db.session.add(old)
     db.session.commit()
-    assert close_abandoned_runs(None) == 1
+    assert close_abandoned_runs(None, DETROIT) == 1
     db.session.refresh(old)
     assert "running for more than 2 hours" in old.error
 
@@ -564,6 +564,6 @@ def test_a_live_process_keeps_its_run_open_whatever_redis_says(app, redis_conn):
 
     # A work horse whose worker alone was SIGKILLed goes on with its job.
     run = _retention_run(process=this_process(), worker_name="gone-worker")
-    assert close_abandoned_runs(redis_conn) == 0
+    assert close_abandoned_runs(redis_conn, DETROIT) == 0
     db.session.refresh(run)
     assert run.outcome == JobOutcome.RUNNING
